@@ -1,0 +1,3 @@
+//! mailflow_exporter: a Prometheus exporter that probes mail connectors.
+pub mod config;
+pub mod outcome;

@@ -1,0 +1,424 @@
+//! The bounded vocabulary of a probe's outcome: codes, phases and reasons (see `codes.md`), and the
+//! rule that turns the outcomes of a connector's addresses into the connector's own code.
+
+use std::fmt;
+
+/// A mail flow outcome code, as Microsoft 365 names connector delivery failures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Code {
+    /// The whole SMTP exchange succeeded.
+    Ok,
+    /// 4.4.312: the destination's name could not be resolved.
+    DnsQueryFailed,
+    /// 4.4.315: no TCP connection could be made in time (or the network is unreachable).
+    ConnectionTimedOut,
+    /// 4.4.316: the destination actively refused the connection.
+    ConnectionRefused,
+    /// 4.4.317: connected, but the server answered with an error or lacks what the connector needs.
+    CannotConnect,
+    /// 4.4.318: the session started and then broke off.
+    ConnectionClosedAbruptly,
+    /// 4.7.320: the server's certificate failed the validation the connector asks for.
+    CertificateValidationFailed,
+    /// Anything else: envelope rejected, protocol violations.
+    Other,
+}
+
+impl Code {
+    /// Every code, in the order they are exposed.
+    pub const ALL: [Code; 8] = [
+        Code::Ok,
+        Code::DnsQueryFailed,
+        Code::ConnectionTimedOut,
+        Code::ConnectionRefused,
+        Code::CannotConnect,
+        Code::ConnectionClosedAbruptly,
+        Code::CertificateValidationFailed,
+        Code::Other,
+    ];
+
+    /// The label value of this code (`ok`, `4.4.312`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Ok => "ok",
+            Code::DnsQueryFailed => "4.4.312",
+            Code::ConnectionTimedOut => "4.4.315",
+            Code::ConnectionRefused => "4.4.316",
+            Code::CannotConnect => "4.4.317",
+            Code::ConnectionClosedAbruptly => "4.4.318",
+            Code::CertificateValidationFailed => "4.7.320",
+            Code::Other => "other",
+        }
+    }
+
+    /// The short name of this code, for people.
+    pub fn title(self) -> &'static str {
+        match self {
+            Code::Ok => "delivered",
+            Code::DnsQueryFailed => "DNS query failed",
+            Code::ConnectionTimedOut => "connection timed out",
+            Code::ConnectionRefused => "connection refused",
+            Code::CannotConnect => "cannot connect to remote server",
+            Code::ConnectionClosedAbruptly => "connection closed abruptly",
+            Code::CertificateValidationFailed => "certificate validation failed",
+            Code::Other => "other error",
+        }
+    }
+
+    /// What this code usually means and what to do about it, for people.
+    pub fn advice(self) -> &'static str {
+        match self {
+            Code::Ok => "The destination accepted the whole exchange; mail flows.",
+            Code::DnsQueryFailed => {
+                "The destination's name did not resolve. Usual causes: trouble at the domain's DNS \
+                 host, an expired domain whose MX record is gone, or a recently changed MX record \
+                 that resolvers still cache. Work with the DNS host; for a partner's domain, \
+                 contact the partner."
+            }
+            Code::ConnectionTimedOut => {
+                "No TCP connection could be opened. Usual causes: the destination server is down, \
+                 the connector's smart host points at a wrong address, or the network changed \
+                 (new provider, new addresses). Check the server, the smart host setting and \
+                 recent network changes; for a partner, contact the partner."
+            }
+            Code::ConnectionRefused => {
+                "The destination refused the connection. Usual causes: a firewall blocks the \
+                 sending addresses on TCP port 25, or the on-premises server was retired on \
+                 purpose. Allow the sender's address ranges on port 25; if the server is gone on \
+                 purpose, disable or remove the connector so mail to it is rejected at once."
+            }
+            Code::CannotConnect => {
+                "The server answered, but with an error (service not available) or without what \
+                 the connector requires, such as STARTTLS or a working TLS handshake. Check the \
+                 server's TLS settings and certificate and the connector's TLS settings; for a \
+                 partner, contact the partner."
+            }
+            Code::ConnectionClosedAbruptly => {
+                "The session started and then broke off or stalled. Usual causes: a firewall \
+                 that inspects SMTP and misbehaves, a server that hangs, crashes or runs out of \
+                 resources, or network trouble between the two sides. Find which applies; for \
+                 network trouble involve the network team."
+            }
+            Code::CertificateValidationFailed => {
+                "The server's certificate did not pass the validation the connector asks for: \
+                 expired, not yet valid, not naming the expected host, or from an untrusted \
+                 issuer. Fix the certificate or the connector's TLS settings so queued mail can \
+                 be delivered; for a partner, contact the partner."
+            }
+            Code::Other => {
+                "Something else went wrong, such as a rejected sender or recipient or a server \
+                 that broke the protocol. Read the server's reply to find the cause, or fix the \
+                 connector's configuration."
+            }
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A step of the path a sending mail server walks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Phase {
+    /// Resolving the host names (and MX records) to addresses.
+    Dns,
+    /// Opening the TCP connection.
+    Connect,
+    /// Waiting for the server's 220 greeting.
+    Greeting,
+    /// EHLO (and the HELO fallback), before and after TLS.
+    Ehlo,
+    /// The STARTTLS command.
+    Starttls,
+    /// The TLS handshake and the certificate checks.
+    Tls,
+    /// MAIL FROM.
+    Mail,
+    /// RCPT TO.
+    Rcpt,
+    /// RSET and QUIT.
+    Quit,
+}
+
+impl Phase {
+    /// Every phase, in the order a probe walks them.
+    pub const ALL: [Phase; 9] = [
+        Phase::Dns,
+        Phase::Connect,
+        Phase::Greeting,
+        Phase::Ehlo,
+        Phase::Starttls,
+        Phase::Tls,
+        Phase::Mail,
+        Phase::Rcpt,
+        Phase::Quit,
+    ];
+
+    /// The label value of this phase.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Dns => "dns",
+            Phase::Connect => "connect",
+            Phase::Greeting => "greeting",
+            Phase::Ehlo => "ehlo",
+            Phase::Starttls => "starttls",
+            Phase::Tls => "tls",
+            Phase::Mail => "mail",
+            Phase::Rcpt => "rcpt",
+            Phase::Quit => "quit",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a phase failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// The name does not exist.
+    Nxdomain,
+    /// The DNS server answered SERVFAIL or another error.
+    Servfail,
+    /// The DNS server refused the query, or the peer refused the TCP connection.
+    Refused,
+    /// No answer in time.
+    Timeout,
+    /// The name exists but has no usable address records.
+    NoRecords,
+    /// The domain publishes a null MX (RFC 7505): it accepts no mail.
+    NullMx,
+    /// The host or network is unreachable.
+    Unreachable,
+    /// The server answered with a 4xx reply.
+    Reply4xx,
+    /// The server answered with a 5xx reply.
+    Reply5xx,
+    /// TLS is required but the server does not advertise STARTTLS.
+    StarttlsNotOffered,
+    /// STARTTLS was answered with something other than 220.
+    StarttlsRejected,
+    /// The TLS handshake failed for a reason other than the certificate.
+    TlsHandshake,
+    /// The certificate has expired.
+    CertExpired,
+    /// The certificate is not valid yet.
+    CertNotYetValid,
+    /// The certificate does not name the expected host.
+    CertNameMismatch,
+    /// The chain does not lead to a trusted root.
+    CertUntrusted,
+    /// Any other certificate defect.
+    CertInvalid,
+    /// The peer closed the connection before the exchange finished.
+    Closed,
+    /// The peer reset the connection.
+    Reset,
+    /// The peer broke the SMTP protocol (garbage, over-long replies, too many lines).
+    Protocol,
+}
+
+impl Reason {
+    /// The label value of this reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Nxdomain => "nxdomain",
+            Reason::Servfail => "servfail",
+            Reason::Refused => "refused",
+            Reason::Timeout => "timeout",
+            Reason::NoRecords => "no_records",
+            Reason::NullMx => "null_mx",
+            Reason::Unreachable => "unreachable",
+            Reason::Reply4xx => "reply_4xx",
+            Reason::Reply5xx => "reply_5xx",
+            Reason::StarttlsNotOffered => "starttls_not_offered",
+            Reason::StarttlsRejected => "starttls_rejected",
+            Reason::TlsHandshake => "tls_handshake",
+            Reason::CertExpired => "cert_expired",
+            Reason::CertNotYetValid => "cert_not_yet_valid",
+            Reason::CertNameMismatch => "cert_name_mismatch",
+            Reason::CertUntrusted => "cert_untrusted",
+            Reason::CertInvalid => "cert_invalid",
+            Reason::Closed => "closed",
+            Reason::Reset => "reset",
+            Reason::Protocol => "protocol",
+        }
+    }
+
+    /// Whether this reason is a certificate finding.
+    pub fn is_certificate(self) -> bool {
+        matches!(
+            self,
+            Reason::CertExpired
+                | Reason::CertNotYetValid
+                | Reason::CertNameMismatch
+                | Reason::CertUntrusted
+                | Reason::CertInvalid
+        )
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why one address (or one host, when DNS failed) did not complete the exchange.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The phase that failed.
+    pub phase: Phase,
+    /// Why it failed.
+    pub reason: Reason,
+    /// The server's three-digit reply code, when a reply caused the failure.
+    pub reply: Option<u16>,
+}
+
+impl Failure {
+    /// A failure without a server reply.
+    pub fn new(phase: Phase, reason: Reason) -> Self {
+        Failure {
+            phase,
+            reason,
+            reply: None,
+        }
+    }
+
+    /// A failure caused by the server's reply `code` in `phase`.
+    pub fn from_reply(phase: Phase, code: u16) -> Self {
+        let reason = if code >= 500 {
+            Reason::Reply5xx
+        } else {
+            Reason::Reply4xx
+        };
+        Failure {
+            phase,
+            reason,
+            reply: Some(code),
+        }
+    }
+
+    /// The mail flow code of this failure, by the mapping table of `codes.md`.
+    pub fn code(&self) -> Code {
+        match (self.phase, self.reason) {
+            (Phase::Dns, _) => Code::DnsQueryFailed,
+            (_, Reason::Protocol) => Code::Other,
+            (Phase::Connect, Reason::Refused) => Code::ConnectionRefused,
+            (Phase::Connect, _) => Code::ConnectionTimedOut,
+            (_, Reason::Closed | Reason::Reset | Reason::Timeout) => Code::ConnectionClosedAbruptly,
+            (_, reason) if reason.is_certificate() => Code::CertificateValidationFailed,
+            (Phase::Mail | Phase::Rcpt | Phase::Quit, _) => Code::Other,
+            (
+                Phase::Greeting | Phase::Ehlo | Phase::Starttls | Phase::Tls,
+                Reason::Reply4xx
+                | Reason::Reply5xx
+                | Reason::StarttlsNotOffered
+                | Reason::StarttlsRejected
+                | Reason::TlsHandshake,
+            ) => Code::CannotConnect,
+            _ => Code::Other,
+        }
+    }
+}
+
+/// The outcome of one address (or of a whole connector).
+pub type Outcome = Result<(), Failure>;
+
+/// The code of an outcome.
+pub fn code_of(outcome: &Outcome) -> Code {
+    match outcome {
+        Ok(()) => Code::Ok,
+        Err(failure) => failure.code(),
+    }
+}
+
+/// The connector-level rule: `ok` when any address delivered, else the outcome of the most
+/// preferred one. `outcomes` must be in order of preference; an empty list is not possible for a
+/// validated connector, and yields `None`.
+pub fn connector_outcome<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> Option<Outcome> {
+    let mut first = None;
+    for outcome in outcomes {
+        if outcome.is_ok() {
+            return Some(Ok(()));
+        }
+        first.get_or_insert(*outcome);
+    }
+    first
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_row_of_the_mapping_table_has_its_code() {
+        use Phase::*;
+        use Reason::*;
+        let rows = [
+            (Dns, Nxdomain, "4.4.312"),
+            (Dns, Servfail, "4.4.312"),
+            (Dns, Refused, "4.4.312"),
+            (Dns, Timeout, "4.4.312"),
+            (Dns, NoRecords, "4.4.312"),
+            (Dns, NullMx, "4.4.312"),
+            (Connect, Timeout, "4.4.315"),
+            (Connect, Unreachable, "4.4.315"),
+            (Connect, Refused, "4.4.316"),
+            (Greeting, Reply4xx, "4.4.317"),
+            (Greeting, Reply5xx, "4.4.317"),
+            (Ehlo, Reply5xx, "4.4.317"),
+            (Starttls, StarttlsNotOffered, "4.4.317"),
+            (Starttls, StarttlsRejected, "4.4.317"),
+            (Tls, TlsHandshake, "4.4.317"),
+            (Tls, CertExpired, "4.7.320"),
+            (Tls, CertNotYetValid, "4.7.320"),
+            (Tls, CertNameMismatch, "4.7.320"),
+            (Tls, CertUntrusted, "4.7.320"),
+            (Tls, CertInvalid, "4.7.320"),
+            (Greeting, Closed, "4.4.318"),
+            (Tls, Reset, "4.4.318"),
+            (Ehlo, Timeout, "4.4.318"),
+            (Greeting, Timeout, "4.4.318"),
+            (Mail, Reply5xx, "other"),
+            (Rcpt, Reply4xx, "other"),
+            (Greeting, Protocol, "other"),
+            (Ehlo, Protocol, "other"),
+        ];
+        for (phase, reason, code) in rows {
+            assert_eq!(
+                Failure::new(phase, reason).code().as_str(),
+                code,
+                "{phase} {reason}"
+            );
+        }
+    }
+
+    #[test]
+    fn reply_failures_split_on_the_first_digit() {
+        assert_eq!(
+            Failure::from_reply(Phase::Greeting, 421).reason,
+            Reason::Reply4xx
+        );
+        assert_eq!(
+            Failure::from_reply(Phase::Greeting, 554).reason,
+            Reason::Reply5xx
+        );
+    }
+
+    #[test]
+    fn connector_delivers_when_any_address_delivers() {
+        let refused = Err(Failure::new(Phase::Connect, Reason::Refused));
+        let timeout = Err(Failure::new(Phase::Connect, Reason::Timeout));
+        assert_eq!(connector_outcome(&[refused, Ok(())]), Some(Ok(())));
+        assert_eq!(connector_outcome(&[refused, timeout]), Some(refused));
+        assert_eq!(connector_outcome(&[timeout, refused]), Some(timeout));
+        assert_eq!(connector_outcome(&[]), None);
+    }
+}
