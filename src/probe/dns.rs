@@ -1,0 +1,177 @@
+//! Name resolution for probes: MX records and addresses. The only place that looks at resolver
+//! errors, turning each into a bounded [`Reason`].
+
+use std::net::IpAddr;
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{
+    ConnectionConfig, LookupIpStrategy, NameServerConfig, ProtocolConfig, ResolverConfig,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{Name, RData};
+use tokio::time::{Instant, timeout_at};
+
+use crate::config::DnsSettings;
+use crate::outcome::Reason;
+
+/// A resolver for one DNS configuration, with its cache; build it once and share it.
+#[derive(Clone)]
+pub struct Dns {
+    resolver: TokioResolver,
+    timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for Dns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dns")
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// A mail exchanger of a domain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exchanger {
+    /// Its host name, without the trailing dot.
+    pub host: String,
+    /// Its preference; lower is preferred.
+    pub preference: u16,
+}
+
+impl Dns {
+    /// A resolver asking `settings.nameservers`, or the system's name servers when there are none.
+    pub fn new(settings: &DnsSettings) -> Result<Self, NetError> {
+        let provider = TokioRuntimeProvider::default();
+        let mut builder = if settings.nameservers.is_empty() {
+            TokioResolver::builder(provider)?
+        } else {
+            let servers = settings
+                .nameservers
+                .iter()
+                .map(|address| {
+                    let connection = |protocol| {
+                        let mut connection = ConnectionConfig::new(protocol);
+                        connection.port = address.port();
+                        connection
+                    };
+                    NameServerConfig::new(
+                        address.ip(),
+                        true,
+                        vec![
+                            connection(ProtocolConfig::Udp),
+                            connection(ProtocolConfig::Tcp),
+                        ],
+                    )
+                })
+                .collect();
+            TokioResolver::builder_with_config(ResolverConfig::from_name_servers(servers), provider)
+        };
+        let options = builder.options_mut();
+        options.timeout = settings.timeout;
+        options.attempts = 1;
+        options.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+        options.ndots = 0;
+        Ok(Dns {
+            resolver: builder.build()?,
+            timeout: settings.timeout,
+        })
+    }
+
+    /// The mail exchangers of `domain`, most preferred first. A domain without MX records is its
+    /// own exchanger (RFC 5321 implicit MX); a null MX (RFC 7505) is the `null_mx` reason.
+    pub async fn exchangers(
+        &self,
+        domain: &str,
+        deadline: Instant,
+    ) -> Result<Vec<Exchanger>, Reason> {
+        let name = fully_qualified(domain)?;
+        let deadline = deadline.min(Instant::now() + self.timeout);
+        let lookup = match timeout_at(deadline, self.resolver.mx_lookup(name)).await {
+            Err(_) => return Err(Reason::Timeout),
+            Ok(Err(error)) => match classify(&error) {
+                Reason::NoRecords => {
+                    return Ok(vec![Exchanger {
+                        host: domain.to_owned(),
+                        preference: 0,
+                    }]);
+                }
+                reason => return Err(reason),
+            },
+            Ok(Ok(lookup)) => lookup,
+        };
+        let mut exchangers: Vec<(u16, Name)> = lookup
+            .answers()
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::MX(mx) => Some((mx.preference, mx.exchange.clone())),
+                _ => None,
+            })
+            .collect();
+        if exchangers.is_empty() {
+            return Ok(vec![Exchanger {
+                host: domain.to_owned(),
+                preference: 0,
+            }]);
+        }
+        if exchangers.iter().any(|(_, exchange)| exchange.is_root()) {
+            return Err(Reason::NullMx);
+        }
+        exchangers.sort_by_key(|(preference, _)| *preference);
+        Ok(exchangers
+            .into_iter()
+            .map(|(preference, exchange)| Exchanger {
+                host: exchange
+                    .to_ascii()
+                    .trim_end_matches('.')
+                    .to_ascii_lowercase(),
+                preference,
+            })
+            .collect())
+    }
+
+    /// The addresses (A and AAAA) of `host`.
+    pub async fn addresses(&self, host: &str, deadline: Instant) -> Result<Vec<IpAddr>, Reason> {
+        let name = fully_qualified(host)?;
+        let deadline = deadline.min(Instant::now() + self.timeout);
+        match timeout_at(deadline, self.resolver.lookup_ip(name)).await {
+            Err(_) => Err(Reason::Timeout),
+            Ok(Err(error)) => Err(classify(&error)),
+            Ok(Ok(lookup)) => {
+                let addresses: Vec<IpAddr> = lookup.iter().collect();
+                if addresses.is_empty() {
+                    Err(Reason::NoRecords)
+                } else {
+                    Ok(addresses)
+                }
+            }
+        }
+    }
+}
+
+/// `host` as an absolute name, so that no search domain is tried.
+fn fully_qualified(host: &str) -> Result<Name, Reason> {
+    Name::from_ascii(format!("{}.", host.trim_end_matches('.'))).map_err(|_| Reason::Nxdomain)
+}
+
+/// The reason for a failed lookup.
+fn classify(error: &NetError) -> Reason {
+    match error {
+        NetError::Dns(DnsError::NoRecordsFound(no_records)) => {
+            if no_records.response_code == ResponseCode::NXDomain {
+                Reason::Nxdomain
+            } else {
+                Reason::NoRecords
+            }
+        }
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)) => Reason::Refused,
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::NXDomain)) => Reason::Nxdomain,
+        NetError::Dns(_) => Reason::Servfail,
+        // No name server answered: unreachable servers, lost datagrams, busy pools.
+        NetError::Timeout | NetError::Io(_) | NetError::NoConnections | NetError::Busy => {
+            Reason::Timeout
+        }
+        _ => Reason::Servfail,
+    }
+}

@@ -1,0 +1,538 @@
+//! TLS for probes: one client configuration for every probe, the handshake, and the certificate
+//! checks.
+//!
+//! The handshake itself accepts any certificate (handshake signatures are still verified), so that
+//! the presented chain is always available. Validation then runs on that chain with the webpki
+//! verifier, and the connector's `tls_settings` decide whether a finding fails the probe. That is
+//! how an expired certificate still reports its expiry when validation refuses it.
+
+use std::sync::Arc;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, timeout_at};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+use crate::config::{TlsSettings, TrustAnchors};
+use crate::outcome::Reason;
+
+/// The most certificate names kept for people.
+const MAX_NAMES: usize = 16;
+
+/// What probes share for TLS: the client configuration and the system trust anchors, built once.
+pub struct TlsContext {
+    connector: TlsConnector,
+    provider: Arc<CryptoProvider>,
+    system_roots: Vec<CertificateDer<'static>>,
+}
+
+impl std::fmt::Debug for TlsContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsContext")
+            .field("system_roots", &self.system_roots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsContext {
+    /// Builds the shared client configuration and loads the system's trust anchors.
+    pub fn new() -> Result<Self, rustls::Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate {
+                provider: provider.clone(),
+            }))
+            .with_no_client_auth();
+        // A probe never resumes a session: don't keep tickets.
+        config.resumption = rustls::client::Resumption::disabled();
+        let loaded = rustls_native_certs::load_native_certs();
+        for error in &loaded.errors {
+            tracing::warn!(error = %error, "could not load some system trust anchors");
+        }
+        Ok(TlsContext {
+            connector: TlsConnector::from(Arc::new(config)),
+            provider,
+            system_roots: loaded.certs,
+        })
+    }
+
+    /// A validator trusting the system roots and `extra` anchors; build one per CA set, once.
+    pub fn validator(&self, extra: Option<&TrustAnchors>) -> Validator {
+        let mut roots = RootCertStore::empty();
+        let extra = extra.map(|ca| &ca.certificates[..]).unwrap_or_default();
+        roots.add_parsable_certificates(self.system_roots.iter().chain(extra).cloned());
+        let verifier =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+                .build()
+                .ok();
+        Validator { verifier }
+    }
+
+    /// Runs the TLS handshake over `stream`, sending `server_name` as SNI when it is a name.
+    pub async fn handshake<S>(
+        &self,
+        stream: S,
+        server_name: ServerName<'static>,
+        deadline: Instant,
+    ) -> Result<TlsStream<S>, Reason>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        match timeout_at(deadline, self.connector.connect(server_name, stream)).await {
+            Err(_) => Err(Reason::Timeout),
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(error)) => Err(classify_handshake_error(&error)),
+        }
+    }
+}
+
+/// Validates presented chains against one set of trust anchors.
+#[derive(Debug)]
+pub struct Validator {
+    /// `None` when there is no trust anchor at all: every chain is then untrusted.
+    verifier: Option<Arc<WebPkiServerVerifier>>,
+}
+
+/// The name a certificate must carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExpectedName {
+    /// Exactly this name or address.
+    Exact(ServerName<'static>),
+    /// Any host directly under this domain (`tls_domain: "*.domain"`).
+    AnyUnder(String),
+}
+
+/// What the TLS session and the server's certificate showed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFacts {
+    /// Negotiated protocol version, e.g. `TLS 1.3`.
+    pub version: &'static str,
+    /// Negotiated cipher suite.
+    pub cipher: &'static str,
+    /// The presented certificate, if any.
+    pub certificate: Option<CertificateFacts>,
+}
+
+/// The facts of a presented certificate chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateFacts {
+    /// The leaf's subject, RFC 4514 style.
+    pub subject: String,
+    /// The leaf's issuer, RFC 4514 style.
+    pub issuer: String,
+    /// The leaf's serial number, lower-case hex.
+    pub serial: String,
+    /// The leaf's DNS and IP names (bounded).
+    pub names: Vec<String>,
+    /// The leaf's expiry, Unix seconds.
+    pub not_after: i64,
+    /// The earliest expiry in the presented chain, Unix seconds.
+    pub chain_not_after: i64,
+    /// What full validation (chain and name) found; `None` when it passed.
+    pub finding: Option<Reason>,
+}
+
+impl CertificateFacts {
+    /// Whether the certificate passes full validation, whatever the connector enforces.
+    pub fn valid(&self) -> bool {
+        self.finding.is_none()
+    }
+
+    /// The finding that fails a connector with `settings`, if any.
+    pub fn enforced_finding(&self, settings: TlsSettings) -> Option<Reason> {
+        match self.finding? {
+            Reason::CertNameMismatch if !settings.validates_name() => None,
+            finding if settings.validates_chain() => Some(finding),
+            _ => None,
+        }
+    }
+}
+
+impl Validator {
+    /// Collects the facts of an established session and validates its chain against `expected`.
+    pub fn facts<S>(&self, stream: &TlsStream<S>, expected: &ExpectedName) -> TlsFacts {
+        let (_, connection) = stream.get_ref();
+        let version = match connection.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3",
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2",
+            _ => "unknown",
+        };
+        let cipher = connection
+            .negotiated_cipher_suite()
+            .and_then(|suite| suite.suite().as_str())
+            .unwrap_or("unknown");
+        let certificate = connection
+            .peer_certificates()
+            .and_then(|chain| self.certificate_facts(chain, expected, UnixTime::now()));
+        TlsFacts {
+            version,
+            cipher,
+            certificate,
+        }
+    }
+
+    /// The facts of `chain` (leaf first), validated at `now`.
+    pub fn certificate_facts(
+        &self,
+        chain: &[CertificateDer<'static>],
+        expected: &ExpectedName,
+        now: UnixTime,
+    ) -> Option<CertificateFacts> {
+        let (leaf_der, intermediates) = chain.split_first()?;
+        let (_, leaf) = X509Certificate::from_der(leaf_der).ok()?;
+        let names = leaf_names(&leaf);
+        let chain_not_after = chain
+            .iter()
+            .filter_map(|der| X509Certificate::from_der(der).ok())
+            .map(|(_, cert)| cert.validity().not_after.timestamp())
+            .min()
+            .unwrap_or_else(|| leaf.validity().not_after.timestamp());
+        let finding = match &self.verifier {
+            None => Some(Reason::CertUntrusted),
+            Some(verifier) => {
+                let name = match expected {
+                    ExpectedName::Exact(name) => Some(name.clone()),
+                    ExpectedName::AnyUnder(domain) => name_under(&names, domain),
+                };
+                // Without a candidate name the chain is still checked, against a name that can't
+                // match, so that a chain problem wins over the name problem.
+                let name = name.unwrap_or_else(|| {
+                    ServerName::try_from("name-mismatch.invalid").unwrap_or(ServerName::IpAddress(
+                        std::net::Ipv4Addr::UNSPECIFIED.into(),
+                    ))
+                });
+                verifier
+                    .verify_server_cert(leaf_der, intermediates, &name, &[], now)
+                    .err()
+                    .map(|e| classify_certificate_error(&e))
+            }
+        };
+        Some(CertificateFacts {
+            subject: leaf.subject().to_string(),
+            issuer: leaf.issuer().to_string(),
+            serial: leaf
+                .raw_serial()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            names,
+            not_after: leaf.validity().not_after.timestamp(),
+            chain_not_after,
+            finding,
+        })
+    }
+}
+
+/// The DNS and IP names of a certificate, bounded.
+fn leaf_names(leaf: &X509Certificate<'_>) -> Vec<String> {
+    let Ok(Some(san)) = leaf.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => Some(dns.to_ascii_lowercase()),
+            GeneralName::IPAddress(bytes) => match bytes.len() {
+                4 => <[u8; 4]>::try_from(*bytes)
+                    .ok()
+                    .map(|b| std::net::IpAddr::from(b).to_string()),
+                16 => <[u8; 16]>::try_from(*bytes)
+                    .ok()
+                    .map(|b| std::net::IpAddr::from(b).to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .take(MAX_NAMES)
+        .collect()
+}
+
+/// A concrete host name under `domain` that the certificate's `names` cover, if any.
+fn name_under(names: &[String], domain: &str) -> Option<ServerName<'static>> {
+    names.iter().find_map(|name| {
+        let candidate = if name.strip_prefix("*.") == Some(domain) {
+            format!("mailflow-probe.{domain}")
+        } else {
+            let (first, rest) = name.split_once('.')?;
+            if rest != domain || first.is_empty() || first.contains('*') {
+                return None;
+            }
+            name.clone()
+        };
+        ServerName::try_from(candidate).ok()
+    })
+}
+
+/// The reason for a certificate that failed validation.
+pub fn classify_certificate_error(error: &rustls::Error) -> Reason {
+    match error {
+        rustls::Error::InvalidCertificate(certificate) => match certificate {
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                Reason::CertExpired
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                Reason::CertNotYetValid
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                Reason::CertNameMismatch
+            }
+            CertificateError::UnknownIssuer => Reason::CertUntrusted,
+            _ => Reason::CertInvalid,
+        },
+        _ => Reason::CertInvalid,
+    }
+}
+
+/// The reason for a failed handshake: the rustls error inside the io error, else the io kind.
+fn classify_handshake_error(error: &std::io::Error) -> Reason {
+    if let Some(inner) = error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        return match inner {
+            rustls::Error::InvalidCertificate(_) => classify_certificate_error(inner),
+            _ => Reason::TlsHandshake,
+        };
+    }
+    match error.kind() {
+        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::BrokenPipe => Reason::Closed,
+        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted => {
+            Reason::Reset
+        }
+        std::io::ErrorKind::TimedOut => Reason::Timeout,
+        _ => Reason::TlsHandshake,
+    }
+}
+
+/// Accepts any certificate during the handshake (validation happens afterwards, on the facts),
+/// but verifies the handshake signatures, so the session is still bound to the presented key.
+#[derive(Debug)]
+struct AcceptAnyCertificate {
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{CertificateParams, DnType, KeyPair};
+    use std::time::Duration;
+
+    struct Ca {
+        params: CertificateParams,
+        key: KeyPair,
+        der: CertificateDer<'static>,
+    }
+
+    fn ca(name: &str) -> Ca {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let cert = params.self_signed(&key).expect("ca cert");
+        Ca {
+            der: cert.der().clone(),
+            params,
+            key,
+        }
+    }
+
+    fn leaf(
+        ca: &Ca,
+        names: &[&str],
+        not_before_days: i64,
+        not_after_days: i64,
+    ) -> CertificateDer<'static> {
+        let key = KeyPair::generate().expect("key");
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .expect("params");
+        params.distinguished_name.push(DnType::CommonName, names[0]);
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now + time::Duration::days(not_before_days);
+        params.not_after = now + time::Duration::days(not_after_days);
+        let issuer = rcgen::Issuer::from_params(&ca.params, &ca.key);
+        params.signed_by(&key, &issuer).expect("leaf").der().clone()
+    }
+
+    fn validator(ca: &Ca) -> Validator {
+        let context = TlsContext::new().expect("context");
+        context.validator(Some(&TrustAnchors {
+            path: "ca.pem".into(),
+            certificates: vec![ca.der.clone()].into(),
+        }))
+    }
+
+    fn finding(
+        validator: &Validator,
+        chain: CertificateDer<'static>,
+        expected: &str,
+    ) -> Option<Reason> {
+        let expected = if let Some(domain) = expected.strip_prefix("*.") {
+            ExpectedName::AnyUnder(domain.to_owned())
+        } else {
+            ExpectedName::Exact(ServerName::try_from(expected.to_owned()).expect("name"))
+        };
+        validator
+            .certificate_facts(&[chain], &expected, UnixTime::now())
+            .expect("facts")
+            .finding
+    }
+
+    #[test]
+    fn tells_certificate_defects_apart() {
+        let trusted = ca("Test CA");
+        let other = ca("Other CA");
+        let v = validator(&trusted);
+        let good = leaf(&trusted, &["mx.example.test"], -1, 30);
+        assert_eq!(finding(&v, good.clone(), "mx.example.test"), None);
+        assert_eq!(finding(&v, good.clone(), "*.example.test"), None);
+        assert_eq!(
+            finding(&v, good, "other.example.test"),
+            Some(Reason::CertNameMismatch)
+        );
+        assert_eq!(
+            finding(
+                &v,
+                leaf(&trusted, &["mx.example.test"], -30, -1),
+                "mx.example.test"
+            ),
+            Some(Reason::CertExpired)
+        );
+        assert_eq!(
+            finding(
+                &v,
+                leaf(&trusted, &["mx.example.test"], 1, 30),
+                "mx.example.test"
+            ),
+            Some(Reason::CertNotYetValid)
+        );
+        assert_eq!(
+            finding(
+                &v,
+                leaf(&other, &["mx.example.test"], -1, 30),
+                "mx.example.test"
+            ),
+            Some(Reason::CertUntrusted)
+        );
+        // A chain problem wins over a name problem.
+        assert_eq!(
+            finding(
+                &v,
+                leaf(&trusted, &["mx.example.test"], -30, -1),
+                "*.elsewhere.test"
+            ),
+            Some(Reason::CertExpired)
+        );
+    }
+
+    #[test]
+    fn records_the_leaf_identity_and_expiry() {
+        let trusted = ca("Test CA");
+        let v = validator(&trusted);
+        let cert = leaf(&trusted, &["mx.example.test", "127.0.0.1"], -1, 10);
+        let facts = v
+            .certificate_facts(
+                &[cert],
+                &ExpectedName::Exact(ServerName::try_from("mx.example.test").expect("name")),
+                UnixTime::now(),
+            )
+            .expect("facts");
+        assert_eq!(facts.subject, "CN=mx.example.test");
+        assert_eq!(facts.issuer, "CN=Test CA");
+        assert!(!facts.serial.is_empty());
+        assert_eq!(facts.names, vec!["mx.example.test", "127.0.0.1"]);
+        let in_ten_days = UnixTime::now().as_secs() as i64 + 10 * 86400;
+        assert!((facts.not_after - in_ten_days).abs() < 120);
+        assert_eq!(facts.chain_not_after, facts.not_after);
+        let _ = Duration::ZERO;
+    }
+
+    #[test]
+    fn enforcement_follows_tls_settings() {
+        let facts = |finding| CertificateFacts {
+            subject: String::new(),
+            issuer: String::new(),
+            serial: String::new(),
+            names: Vec::new(),
+            not_after: 0,
+            chain_not_after: 0,
+            finding,
+        };
+        let mismatch = facts(Some(Reason::CertNameMismatch));
+        let expired = facts(Some(Reason::CertExpired));
+        assert_eq!(mismatch.enforced_finding(TlsSettings::EncryptionOnly), None);
+        assert_eq!(
+            mismatch.enforced_finding(TlsSettings::CertificateValidation),
+            None
+        );
+        assert_eq!(
+            mismatch.enforced_finding(TlsSettings::DomainValidation),
+            Some(Reason::CertNameMismatch)
+        );
+        assert_eq!(expired.enforced_finding(TlsSettings::Opportunistic), None);
+        assert_eq!(
+            expired.enforced_finding(TlsSettings::CertificateValidation),
+            Some(Reason::CertExpired)
+        );
+        assert!(!expired.valid());
+        assert!(facts(None).valid());
+    }
+}
