@@ -1,4 +1,20 @@
-//! mailflow_exporter: a Prometheus exporter that probes mail connectors.
+//! mailflow_exporter: a Prometheus exporter that probes mail connectors and classifies every
+//! outcome into the mail flow codes that Microsoft 365 uses for connector delivery failures.
+//!
+//! How it fits together:
+//! - [`config`] reads the YAML file into validated connectors;
+//! - [`probe`] walks a connector phase by phase (DNS, connect, greeting, EHLO, STARTTLS, TLS,
+//!   envelope, QUIT) on every address and reports what each showed, in the vocabulary of
+//!   [`outcome`];
+//! - [`app`] holds the running configuration, shares probes in flight between scrapes and
+//!   records each outcome in [`state`];
+//! - [`metrics`] turns reports and state into Prometheus metrics, which [`server`] serves;
+//! - [`report`] explains a probe to a person (the `probe` subcommand).
+pub mod app;
 pub mod config;
+pub mod metrics;
 pub mod outcome;
 pub mod probe;
+pub mod report;
+pub mod server;
+pub mod state;

@@ -1,1 +1,249 @@
-fn main() {}
+//! The `mailflow_exporter` binary: flags, subcommands, logging, and the server's life cycle.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::net::TcpListener;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use mailflow_exporter::app::App;
+use mailflow_exporter::config::{self, ConfigError};
+use mailflow_exporter::probe::Engine;
+use mailflow_exporter::probe::tls::TlsContext;
+use mailflow_exporter::{report, server};
+
+/// Probes mail connectors and classifies delivery failures into mail flow codes.
+#[derive(Parser, Debug)]
+#[command(name = "mailflow_exporter", version, about)]
+struct Cli {
+    /// Configuration file (connectors and settings).
+    #[arg(
+        long = "config.file",
+        default_value = "config/mailflow.yml",
+        global = true
+    )]
+    config_file: PathBuf,
+    /// Address to serve HTTP on, e.g. ":9925" or "127.0.0.1:9925".
+    #[arg(long = "web.listen-address", default_value = ":9925")]
+    listen_address: String,
+    /// Log level.
+    #[arg(long = "log.level", value_enum, default_value = "info", global = true)]
+    log_level: LogLevel,
+    /// Log format.
+    #[arg(
+        long = "log.format",
+        value_enum,
+        default_value = "logfmt",
+        global = true
+    )]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate the configuration file and exit.
+    CheckConfig,
+    /// Probe one connector now and explain the outcome.
+    Probe {
+        /// The connector's name.
+        connector: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_level, cli.log_format);
+    match &cli.command {
+        Some(Command::CheckConfig) => check_config(&cli),
+        Some(Command::Probe { connector }) => run_async(probe_once(&cli, connector)),
+        None => run_async(serve(&cli)),
+    }
+}
+
+fn run_async(work: impl Future<Output = anyhow::Result<ExitCode>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(code) => code,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "exiting");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: LogLevel, format: LogFormat) {
+    let level = match level {
+        LogLevel::Debug => tracing::Level::DEBUG,
+        LogLevel::Info => tracing::Level::INFO,
+        LogLevel::Warn => tracing::Level::WARN,
+        LogLevel::Error => tracing::Level::ERROR,
+    };
+    // Our own events at the chosen level; the libraries' chatter only from warnings up.
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(tracing::Level::WARN.min(level))
+        .with_target("mailflow_exporter", level);
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Logfmt => registry
+            .with(
+                tracing_logfmt::builder()
+                    .with_span_name(false)
+                    .with_span_path(false)
+                    .layer()
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+    }
+}
+
+/// `check-config`: every problem with file, line, column and key; exit 0 only when valid.
+fn check_config(cli: &Cli) -> ExitCode {
+    match config::load(&cli.config_file) {
+        Ok(config) => {
+            println!(
+                "{}: valid, {} connector(s)",
+                cli.config_file.display(),
+                config.connectors.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(ConfigError::Invalid(problems)) => {
+            for problem in &problems {
+                eprintln!("{problem}");
+            }
+            eprintln!(
+                "{}: {} problem(s) found",
+                cli.config_file.display(),
+                problems.len()
+            );
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `probe CONNECTOR`: one probe now, explained; exit 0 on `ok`, 1 otherwise.
+async fn probe_once(cli: &Cli, connector: &str) -> anyhow::Result<ExitCode> {
+    let config = config::load(&cli.config_file)?;
+    let tls = Arc::new(TlsContext::new()?);
+    let engine = Engine::new(&config, tls)?;
+    let Some(found) = config.connector(connector) else {
+        let names: Vec<&str> = config.connectors.iter().map(|c| c.name.as_str()).collect();
+        bail!(
+            "unknown connector {connector:?}; configured: {}",
+            names.join(", ")
+        );
+    };
+    let deadline = tokio::time::Instant::now() + found.timeout;
+    let report = engine
+        .probe(connector, deadline)
+        .await
+        .context("the connector disappeared")?;
+    print!("{}", report::render(&report, SystemTime::now()));
+    Ok(if report.outcome.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Serves until SIGTERM or SIGINT; SIGHUP reloads the configuration.
+async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let tls = Arc::new(TlsContext::new()?);
+    let app = Arc::new(App::load(&cli.config_file, tls)?);
+    let listener = bind(&cli.listen_address).await?;
+    let address = listener.local_addr()?;
+    tracing::info!(
+        address = %address,
+        config = %cli.config_file.display(),
+        connectors = app.loaded().config.connectors.len(),
+        version = env!("CARGO_PKG_VERSION"),
+        "listening"
+    );
+    let reloader = app.clone();
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            let _ = reloader.reload();
+        }
+    });
+    server::run(listener, app, shutdown_signal()).await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// Binds `address`; `:PORT` means every interface, IPv6 and IPv4.
+async fn bind(address: &str) -> anyhow::Result<TcpListener> {
+    if let Some(port) = address.strip_prefix(':') {
+        let port: u16 = port
+            .parse()
+            .with_context(|| format!("invalid port in --web.listen-address {address:?}"))?;
+        if let Ok(listener) = TcpListener::bind(SocketAddr::from(([0u16; 8], port))).await {
+            return Ok(listener);
+        }
+        return TcpListener::bind(SocketAddr::from(([0u8; 4], port)))
+            .await
+            .with_context(|| format!("cannot listen on {address}"));
+    }
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))
+}

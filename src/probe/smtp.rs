@@ -193,8 +193,8 @@ fn parse_line(raw: &[u8]) -> Result<(u16, bool, String), SmtpError> {
     }
     let digits = &line[..3];
     if !(b'2'..=b'5').contains(&digits[0])
-        || !(b'0'..=b'9').contains(&digits[1])
-        || !(b'0'..=b'9').contains(&digits[2])
+        || !digits[1].is_ascii_digit()
+        || !digits[2].is_ascii_digit()
     {
         return Err(SmtpError::Protocol);
     }

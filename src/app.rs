@@ -1,0 +1,213 @@
+//! The running exporter: the loaded configuration and its probe engine (swapped whole on reload),
+//! the connectors' state, and the probes in flight, shared by concurrent scrapes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared, join_all};
+use tokio::time::Instant;
+
+use crate::config::{self, Config, ConfigError};
+use crate::metrics::ExporterMetrics;
+use crate::probe::tls::TlsContext;
+use crate::probe::{Engine, EngineError, Report};
+use crate::state::{ConnectorState, State};
+
+/// A configuration and the engine built from it.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The validated configuration.
+    pub config: Config,
+    /// Its probes.
+    pub engine: Arc<Engine>,
+}
+
+/// A finished probe with the connector's state right after it.
+#[derive(Debug)]
+pub struct Probed {
+    /// What the probe found.
+    pub report: Report,
+    /// The connector's state once the probe was recorded.
+    pub state: ConnectorState,
+    /// When the probe finished.
+    pub at: SystemTime,
+}
+
+/// Why a configuration could not be (re)loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file is unreadable or invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The probes could not be set up.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+type SharedProbe = Shared<BoxFuture<'static, Option<Arc<Probed>>>>;
+
+/// A probe in flight that later scrapes may join.
+struct InFlight {
+    id: u64,
+    deadline: Instant,
+    probe: SharedProbe,
+}
+
+/// The exporter's shared state.
+pub struct App {
+    /// Where the configuration is read from.
+    config_path: PathBuf,
+    /// The TLS client setup all engines share.
+    tls: Arc<TlsContext>,
+    /// The current configuration and engine.
+    loaded: RwLock<Arc<Loaded>>,
+    /// Counters, streaks and last successes of every connector.
+    state: State,
+    /// The exporter's own metrics.
+    metrics: ExporterMetrics,
+    /// Probes running now, by connector name.
+    in_flight: Mutex<HashMap<String, InFlight>>,
+    /// Source of in-flight probe ids.
+    next_id: AtomicU64,
+}
+
+impl App {
+    /// Loads the configuration at `config_path` and builds its engine.
+    pub fn load(config_path: &Path, tls: Arc<TlsContext>) -> Result<Self, LoadError> {
+        let loaded = build(config_path, &tls)?;
+        let metrics = ExporterMetrics::new();
+        metrics.config_loaded(true, SystemTime::now());
+        Ok(App {
+            config_path: config_path.to_owned(),
+            tls,
+            loaded: RwLock::new(Arc::new(loaded)),
+            state: State::default(),
+            metrics,
+            in_flight: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+        })
+    }
+
+    /// Reads the configuration again. On error the running configuration stays in force.
+    pub fn reload(&self) -> Result<(), LoadError> {
+        match build(&self.config_path, &self.tls) {
+            Ok(loaded) => {
+                self.state
+                    .retain(loaded.config.connectors.iter().map(|c| c.name.as_str()));
+                *self.loaded.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded);
+                self.metrics.config_loaded(true, SystemTime::now());
+                tracing::info!(file = %self.config_path.display(), "configuration reloaded");
+                Ok(())
+            }
+            Err(error) => {
+                self.metrics.config_loaded(false, SystemTime::now());
+                tracing::error!(file = %self.config_path.display(), error = %error, "configuration reload failed; keeping the running configuration");
+                Err(error)
+            }
+        }
+    }
+
+    /// The configuration in force.
+    pub fn loaded(&self) -> Arc<Loaded> {
+        self.loaded
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The state of `connector`.
+    pub fn state_of(&self, connector: &str) -> Option<ConnectorState> {
+        self.state.get(connector)
+    }
+
+    /// The exporter's own metrics.
+    pub fn metrics(&self) -> &ExporterMetrics {
+        &self.metrics
+    }
+
+    /// Probes `connector` by `deadline`, joining a probe of it already in flight when that one
+    /// ends in time. `None` for an unknown connector.
+    pub async fn probe(
+        self: &Arc<Self>,
+        connector: &str,
+        deadline: Instant,
+    ) -> Option<Arc<Probed>> {
+        let loaded = self.loaded();
+        if !loaded.engine.has(connector) {
+            return None;
+        }
+        let shared = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            match in_flight.get(connector) {
+                Some(running) if running.deadline <= deadline => running.probe.clone(),
+                _ => {
+                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                    let probe = self.start(loaded.engine.clone(), connector, id, deadline);
+                    in_flight.insert(
+                        connector.to_owned(),
+                        InFlight {
+                            id,
+                            deadline,
+                            probe: probe.clone(),
+                        },
+                    );
+                    probe
+                }
+            }
+        };
+        shared.await
+    }
+
+    /// Probes every connector concurrently by `deadline`.
+    pub async fn probe_all(self: &Arc<Self>, deadline: Instant) -> Vec<Arc<Probed>> {
+        let loaded = self.loaded();
+        let probes = loaded
+            .config
+            .connectors
+            .iter()
+            .map(|c| self.probe(&c.name, deadline));
+        join_all(probes).await.into_iter().flatten().collect()
+    }
+
+    /// Spawns a probe of `connector` that records its outcome once, whoever waits for it.
+    fn start(
+        self: &Arc<Self>,
+        engine: Arc<Engine>,
+        connector: &str,
+        id: u64,
+        deadline: Instant,
+    ) -> SharedProbe {
+        let app = self.clone();
+        let name = connector.to_owned();
+        let task = tokio::spawn(async move {
+            let report = engine.probe(&name, deadline).await;
+            app.finish(&name, id);
+            let report = report?;
+            let at = SystemTime::now();
+            let state = app.state.record(&name, &report.outcome, at);
+            if let Err(failure) = &report.outcome {
+                tracing::debug!(connector = %name, code = %failure.code(), phase = %failure.phase, reason = %failure.reason, "probe failed");
+            }
+            Some(Arc::new(Probed { report, state, at }))
+        });
+        async move { task.await.ok().flatten() }.boxed().shared()
+    }
+
+    /// Forgets the in-flight probe `id` of `connector`, unless a newer one replaced it.
+    fn finish(&self, connector: &str, id: u64) {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if in_flight.get(connector).is_some_and(|p| p.id == id) {
+            in_flight.remove(connector);
+        }
+    }
+}
+
+fn build(config_path: &Path, tls: &Arc<TlsContext>) -> Result<Loaded, LoadError> {
+    let config = config::load(config_path)?;
+    let engine = Arc::new(Engine::new(&config, tls.clone())?);
+    Ok(Loaded { config, engine })
+}

@@ -1,0 +1,126 @@
+//! A probe report written for a person (the `probe` subcommand).
+
+use std::fmt::Write;
+use std::time::{Duration, SystemTime};
+
+use crate::metrics::unix_seconds;
+use crate::outcome::{Code, code_of};
+use crate::probe::tls::CertificateFacts;
+use crate::probe::{Report, TargetReport};
+
+/// Renders `report`, probed at `now`, as plain text.
+pub fn render(report: &Report, now: SystemTime) -> String {
+    let mut out = String::new();
+    let code = code_of(&report.outcome);
+    let _ = writeln!(
+        out,
+        "connector {}: {} ({}){}",
+        report.connector.name,
+        code,
+        code.title(),
+        match &report.outcome {
+            Ok(()) => String::new(),
+            Err(f) => format!(" in phase {}, reason {}", f.phase, f.reason),
+        }
+    );
+    let _ = writeln!(out, "probe took {}", millis(report.duration));
+    for target in &report.targets {
+        render_target(&mut out, target, now);
+    }
+    let _ = writeln!(out);
+    if code == Code::Ok {
+        let _ = writeln!(out, "{}", code.advice());
+    } else {
+        let _ = writeln!(out, "What {code} usually means and what to do:");
+        let _ = writeln!(out, "  {}", code.advice());
+    }
+    out
+}
+
+fn render_target(out: &mut String, target: &TargetReport, now: SystemTime) {
+    let address = target
+        .address
+        .map_or_else(|| "(no address)".to_owned(), |a| a.to_string());
+    let code = code_of(&target.outcome);
+    let _ = write!(out, "\n  {} {}: {}", target.host, address, code);
+    match &target.outcome {
+        Ok(()) => {
+            let _ = writeln!(out);
+        }
+        Err(f) => {
+            let reply = f.reply.map(|r| format!(", reply {r}")).unwrap_or_default();
+            let _ = writeln!(out, " ({}: {}{reply})", f.phase, f.reason);
+        }
+    }
+    for (phase, elapsed) in &target.phases {
+        let _ = writeln!(out, "    {:<9} {}", phase.as_str(), millis(*elapsed));
+    }
+    if let Some(reply) = &target.last_reply {
+        let _ = writeln!(out, "    last reply: {reply}");
+    }
+    if let Some(tls) = &target.tls {
+        let _ = writeln!(out, "    tls: {} {}", tls.version, tls.cipher);
+        if let Some(certificate) = &tls.certificate {
+            render_certificate(out, certificate, now);
+        }
+    }
+}
+
+fn render_certificate(out: &mut String, certificate: &CertificateFacts, now: SystemTime) {
+    let now = unix_seconds(now) as i64;
+    let _ = writeln!(out, "    certificate subject: {}", certificate.subject);
+    let _ = writeln!(out, "    certificate issuer:  {}", certificate.issuer);
+    let _ = writeln!(out, "    certificate serial:  {}", certificate.serial);
+    if !certificate.names.is_empty() {
+        let _ = writeln!(
+            out,
+            "    certificate names:   {}",
+            certificate.names.join(", ")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "    expires:             {} ({})",
+        date(certificate.not_after),
+        relative_days(certificate.not_after - now)
+    );
+    if certificate.chain_not_after < certificate.not_after {
+        let _ = writeln!(
+            out,
+            "    chain expires:       {} ({})",
+            date(certificate.chain_not_after),
+            relative_days(certificate.chain_not_after - now)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "    full validation:     {}",
+        match certificate.finding {
+            None => "passes (chain and name)".to_owned(),
+            Some(reason) => format!("fails: {reason}"),
+        }
+    );
+}
+
+fn millis(duration: Duration) -> String {
+    format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
+}
+
+fn date(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
+fn relative_days(seconds: i64) -> String {
+    let days = seconds as f64 / 86_400.0;
+    if seconds >= 0 {
+        format!("in {days:.1} days")
+    } else {
+        format!("{:.1} days ago", -days)
+    }
+}
