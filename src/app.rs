@@ -9,6 +9,7 @@ use std::time::SystemTime;
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared, join_all};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::config::{self, Config, ConfigError};
@@ -16,6 +17,10 @@ use crate::metrics::ExporterMetrics;
 use crate::probe::tls::TlsContext;
 use crate::probe::{Engine, EngineError, Report};
 use crate::state::{ConnectorState, State};
+use crate::state_file;
+
+/// How long after a change the state file is written, so a scrape round becomes one write.
+const STATE_SAVE_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A configuration and the engine built from it.
 #[derive(Debug)]
@@ -46,6 +51,14 @@ pub enum LoadError {
     /// The probes could not be set up.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The state file could not be read or set aside.
+    #[error("cannot read the state file {path}: {source}")]
+    StateFile {
+        /// The state file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 type SharedProbe = Shared<BoxFuture<'static, Option<Arc<Probed>>>>;
@@ -73,23 +86,71 @@ pub struct App {
     in_flight: Mutex<HashMap<String, InFlight>>,
     /// Source of in-flight probe ids.
     next_id: AtomicU64,
+    /// Where the state survives restarts, if anywhere.
+    state_file: Option<PathBuf>,
+    /// Woken when the state changed and should be saved.
+    state_changed: Notify,
 }
 
 impl App {
-    /// Loads the configuration at `config_path` and builds its engine.
-    pub fn load(config_path: &Path, tls: Arc<TlsContext>) -> Result<Self, LoadError> {
+    /// Loads the configuration at `config_path` and builds its engine; with a `state_file`,
+    /// restores the connectors' state from it (a damaged file is set aside with a warning).
+    pub fn load(
+        config_path: &Path,
+        tls: Arc<TlsContext>,
+        state_file: Option<PathBuf>,
+    ) -> Result<Self, LoadError> {
         let loaded = build(config_path, &tls)?;
         let metrics = ExporterMetrics::new();
         metrics.config_loaded(true, SystemTime::now());
+        let state = State::default();
+        if let Some(path) = &state_file {
+            restore_state(&state, path)?;
+            state.retain(loaded.config.connectors.iter().map(|c| c.name.as_str()));
+        }
         Ok(App {
             config_path: config_path.to_owned(),
             tls,
             loaded: RwLock::new(Arc::new(loaded)),
-            state: State::default(),
+            state,
             metrics,
             in_flight: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
+            state_file,
+            state_changed: Notify::new(),
         })
+    }
+
+    /// Saves the state whenever it changes, at most once per `STATE_SAVE_DELAY` (which gathers
+    /// the probes of one scrape round into one write), off the scrape path. Runs forever.
+    pub async fn keep_state_saved(self: Arc<Self>) {
+        if self.state_file.is_none() {
+            return;
+        }
+        loop {
+            self.state_changed.notified().await;
+            tokio::time::sleep(STATE_SAVE_DELAY).await;
+            self.save_state().await;
+        }
+    }
+
+    /// Writes the state file now (on a blocking thread), logging a failure.
+    pub async fn save_state(&self) {
+        let Some(path) = self.state_file.clone() else {
+            return;
+        };
+        let snapshot = self.state.snapshot();
+        let saved = tokio::task::spawn_blocking(move || {
+            state_file::save(&path, &snapshot).map_err(|e| (path, e))
+        })
+        .await;
+        match saved {
+            Ok(Ok(())) => {}
+            Ok(Err((path, error))) => {
+                tracing::error!(file = %path.display(), error = %error, "cannot write the state file");
+            }
+            Err(error) => tracing::error!(error = %error, "the state file writer failed"),
+        }
     }
 
     /// Reads the configuration again. On error the running configuration stays in force.
@@ -98,6 +159,7 @@ impl App {
             Ok(loaded) => {
                 self.state
                     .retain(loaded.config.connectors.iter().map(|c| c.name.as_str()));
+                self.state_changed.notify_one();
                 *self.loaded.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded);
                 self.metrics.config_loaded(true, SystemTime::now());
                 tracing::info!(file = %self.config_path.display(), "configuration reloaded");
@@ -189,6 +251,7 @@ impl App {
             let report = report?;
             let at = SystemTime::now();
             let state = app.state.record(&name, &report.outcome, at);
+            app.state_changed.notify_one();
             if let Err(failure) = &report.outcome {
                 tracing::debug!(connector = %name, code = %failure.code(), phase = %failure.phase, reason = %failure.reason, "probe failed");
             }
@@ -204,6 +267,30 @@ impl App {
             in_flight.remove(connector);
         }
     }
+}
+
+/// Restores `state` from the file at `path`; a damaged file is set aside and the state starts
+/// fresh.
+fn restore_state(state: &State, path: &Path) -> Result<(), LoadError> {
+    match state_file::load(path, SystemTime::now()) {
+        Ok(state_file::Loaded::Missing) => {
+            tracing::info!(file = %path.display(), "no state file yet; starting fresh");
+        }
+        Ok(state_file::Loaded::Read(states)) => {
+            tracing::info!(file = %path.display(), connectors = states.len(), "state restored");
+            state.restore(states);
+        }
+        Ok(state_file::Loaded::SetAside { set_aside, problem }) => {
+            tracing::warn!(file = %path.display(), set_aside = %set_aside.display(), problem = %problem, "the state file is damaged; set it aside and starting fresh");
+        }
+        Err(source) => {
+            return Err(LoadError::StateFile {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn build(config_path: &Path, tls: &Arc<TlsContext>) -> Result<Loaded, LoadError> {

@@ -7,7 +7,7 @@
 //!   envelope, QUIT) on every address and reports what each showed, in the vocabulary of
 //!   [`outcome`];
 //! - [`app`] holds the running configuration, shares probes in flight between scrapes and
-//!   records each outcome in [`state`];
+//!   records each outcome in [`state`], which [`state_file`] keeps across restarts;
 //! - [`metrics`] turns reports and state into Prometheus metrics, which [`server`] serves;
 //! - [`report`] explains a probe to a person (the `probe` subcommand).
 pub mod app;
@@ -18,3 +18,4 @@ pub mod probe;
 pub mod report;
 pub mod server;
 pub mod state;
+pub mod state_file;

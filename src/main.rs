@@ -32,6 +32,9 @@ struct Cli {
     /// Address to serve HTTP on, e.g. ":9925" or "127.0.0.1:9925".
     #[arg(long = "web.listen-address", default_value = ":9925")]
     listen_address: String,
+    /// Where counters and failure streaks survive restarts (JSON, written atomically).
+    #[arg(long = "state.file")]
+    state_file: Option<PathBuf>,
     /// Log level.
     #[arg(long = "log.level", value_enum, default_value = "info", global = true)]
     log_level: LogLevel,
@@ -191,8 +194,11 @@ async fn probe_once(cli: &Cli, connector: &str) -> anyhow::Result<ExitCode> {
 
 /// Serves until SIGTERM or SIGINT; SIGHUP reloads the configuration.
 async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let shutdown = shutdown_signal()?;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let tls = Arc::new(TlsContext::new()?);
-    let app = Arc::new(App::load(&cli.config_file, tls)?);
+    let app = Arc::new(App::load(&cli.config_file, tls, cli.state_file.clone())?);
+    tokio::spawn(app.clone().keep_state_saved());
     let listener = bind(&cli.listen_address).await?;
     let address = listener.local_addr()?;
     tracing::info!(
@@ -203,31 +209,30 @@ async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
         "listening"
     );
     let reloader = app.clone();
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     tokio::spawn(async move {
         while hangup.recv().await.is_some() {
             let _ = reloader.reload();
         }
     });
-    server::run(listener, app, shutdown_signal()).await;
+    server::run(listener, app.clone(), shutdown).await;
+    app.save_state().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Completes at the first SIGTERM or SIGINT. The handlers are installed before this returns, so
+/// a signal that arrives right after start-up is not lost.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {},
+            _ = interrupt.recv() => {},
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down");
+        tracing::info!("shutting down");
+    })
 }
 
 /// Binds `address`; `:PORT` means every interface, IPv6 and IPv4.

@@ -1,7 +1,7 @@
 //! What the exporter remembers between probes: counters, the failure streak and the last
 //! success of each connector. Time is always passed in, so the rules are testable without waiting.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -81,6 +81,19 @@ impl State {
     /// The state of `connector`, if it was ever probed.
     pub fn get(&self, connector: &str) -> Option<ConnectorState> {
         self.lock().get(connector).cloned()
+    }
+
+    /// Every connector's state, by name.
+    pub fn snapshot(&self) -> BTreeMap<String, ConnectorState> {
+        self.lock()
+            .iter()
+            .map(|(name, state)| (name.clone(), state.clone()))
+            .collect()
+    }
+
+    /// Replaces every connector's state with `states` (read back from a state file).
+    pub fn restore(&self, states: BTreeMap<String, ConnectorState>) {
+        *self.lock() = states.into_iter().collect();
     }
 
     /// Forgets every connector not in `names` (after a configuration change).
