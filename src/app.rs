@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::config::{self, Config, ConfigError};
 use crate::metrics::ExporterMetrics;
+use crate::probe::limits::{Limiter, Limits};
 use crate::probe::tls::TlsContext;
 use crate::probe::{Engine, EngineError, Report};
 use crate::state::{ConnectorState, State};
@@ -76,6 +77,8 @@ pub struct App {
     config_path: PathBuf,
     /// The TLS client setup all engines share.
     tls: Arc<TlsContext>,
+    /// The connection caps all engines share.
+    limiter: Arc<Limiter>,
     /// The current configuration and engine.
     loaded: RwLock<Arc<Loaded>>,
     /// Counters, streaks and last successes of every connector.
@@ -98,9 +101,11 @@ impl App {
     pub fn load(
         config_path: &Path,
         tls: Arc<TlsContext>,
+        limits: Limits,
         state_file: Option<PathBuf>,
     ) -> Result<Self, LoadError> {
-        let loaded = build(config_path, &tls)?;
+        let limiter = Arc::new(Limiter::new(limits));
+        let loaded = build(config_path, &tls, &limiter)?;
         let metrics = ExporterMetrics::new();
         metrics.config_loaded(true, SystemTime::now());
         let state = State::default();
@@ -111,6 +116,7 @@ impl App {
         Ok(App {
             config_path: config_path.to_owned(),
             tls,
+            limiter,
             loaded: RwLock::new(Arc::new(loaded)),
             state,
             metrics,
@@ -155,7 +161,7 @@ impl App {
 
     /// Reads the configuration again. On error the running configuration stays in force.
     pub fn reload(&self) -> Result<(), LoadError> {
-        match build(&self.config_path, &self.tls) {
+        match build(&self.config_path, &self.tls, &self.limiter) {
             Ok(loaded) => {
                 self.state
                     .retain(loaded.config.connectors.iter().map(|c| c.name.as_str()));
@@ -293,8 +299,12 @@ fn restore_state(state: &State, path: &Path) -> Result<(), LoadError> {
     Ok(())
 }
 
-fn build(config_path: &Path, tls: &Arc<TlsContext>) -> Result<Loaded, LoadError> {
+fn build(
+    config_path: &Path,
+    tls: &Arc<TlsContext>,
+    limiter: &Arc<Limiter>,
+) -> Result<Loaded, LoadError> {
     let config = config::load(config_path)?;
-    let engine = Arc::new(Engine::new(&config, tls.clone())?);
+    let engine = Arc::new(Engine::new(&config, tls.clone(), limiter.clone())?);
     Ok(Loaded { config, engine })
 }

@@ -15,6 +15,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use mailflow_exporter::app::App;
 use mailflow_exporter::config::{self, ConfigError};
 use mailflow_exporter::probe::Engine;
+use mailflow_exporter::probe::limits::{Limiter, Limits};
 use mailflow_exporter::probe::tls::TlsContext;
 use mailflow_exporter::{report, server};
 
@@ -35,6 +36,12 @@ struct Cli {
     /// Where counters and failure streaks survive restarts (JSON, written atomically).
     #[arg(long = "state.file")]
     state_file: Option<PathBuf>,
+    /// Most connections that probes hold open at once, in all.
+    #[arg(long = "probe.max-connections", default_value_t = Limits::default().total)]
+    max_connections: usize,
+    /// Most connections that probes hold open at once to one address and port.
+    #[arg(long = "probe.max-connections-per-address", default_value_t = Limits::default().per_address)]
+    max_connections_per_address: usize,
     /// Log level.
     #[arg(long = "log.level", value_enum, default_value = "info", global = true)]
     log_level: LogLevel,
@@ -48,6 +55,15 @@ struct Cli {
     log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+impl Cli {
+    fn limits(&self) -> Limits {
+        Limits {
+            total: self.max_connections,
+            per_address: self.max_connections_per_address,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -171,7 +187,7 @@ fn check_config(cli: &Cli) -> ExitCode {
 async fn probe_once(cli: &Cli, connector: &str) -> anyhow::Result<ExitCode> {
     let config = config::load(&cli.config_file)?;
     let tls = Arc::new(TlsContext::new()?);
-    let engine = Engine::new(&config, tls)?;
+    let engine = Engine::new(&config, tls, Arc::new(Limiter::new(cli.limits())))?;
     let Some(found) = config.connector(connector) else {
         let names: Vec<&str> = config.connectors.iter().map(|c| c.name.as_str()).collect();
         bail!(
@@ -197,7 +213,12 @@ async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
     let shutdown = shutdown_signal()?;
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let tls = Arc::new(TlsContext::new()?);
-    let app = Arc::new(App::load(&cli.config_file, tls, cli.state_file.clone())?);
+    let app = Arc::new(App::load(
+        &cli.config_file,
+        tls,
+        cli.limits(),
+        cli.state_file.clone(),
+    )?);
     tokio::spawn(app.clone().keep_state_saved());
     let listener = bind(&cli.listen_address).await?;
     let address = listener.local_addr()?;

@@ -6,6 +6,7 @@
 //! ends an address's probe. Every phase runs against the one deadline of the probe.
 
 pub mod dns;
+pub mod limits;
 pub mod smtp;
 pub mod tls;
 
@@ -23,6 +24,7 @@ use tokio::time::{Instant, timeout_at};
 use crate::config::{Config, Connector, DnsSettings, Host, Route, TlsSettings, TrustAnchors};
 use crate::outcome::{Failure, Outcome, Phase, Reason, connector_outcome};
 use dns::Dns;
+use limits::{Limiter, Permit};
 use smtp::{Reply, Session, SmtpError};
 use tls::{ExpectedName, TlsContext, TlsFacts, Validator};
 
@@ -30,6 +32,7 @@ use tls::{ExpectedName, TlsContext, TlsFacts, Validator};
 #[derive(Debug)]
 pub struct Engine {
     tls: Arc<TlsContext>,
+    limiter: Arc<Limiter>,
     connectors: HashMap<String, ConnectorProbe>,
 }
 
@@ -95,7 +98,12 @@ pub enum EngineError {
 
 impl Engine {
     /// Builds the probes of `config`: one resolver per DNS setting, one validator per CA set.
-    pub fn new(config: &Config, tls: Arc<TlsContext>) -> Result<Self, EngineError> {
+    /// Connections are opened within `limiter`'s caps, which outlive a reload.
+    pub fn new(
+        config: &Config,
+        tls: Arc<TlsContext>,
+        limiter: Arc<Limiter>,
+    ) -> Result<Self, EngineError> {
         let mut resolvers: HashMap<DnsSettings, Dns> = HashMap::new();
         let mut validators: HashMap<Option<TrustAnchors>, Arc<Validator>> = HashMap::new();
         let mut connectors = HashMap::with_capacity(config.connectors.len());
@@ -121,7 +129,11 @@ impl Engine {
                 },
             );
         }
-        Ok(Engine { tls, connectors })
+        Ok(Engine {
+            tls,
+            limiter,
+            connectors,
+        })
     }
 
     /// Whether `name` is a connector of this engine.
@@ -225,6 +237,8 @@ struct Attempt<'a> {
     phases: Vec<(Phase, Duration)>,
     tls: Option<TlsFacts>,
     last_reply: Option<String>,
+    /// Leave to hold the connection open, within the engine's limits.
+    permit: Option<Permit<'a>>,
 }
 
 impl<'a> Attempt<'a> {
@@ -244,6 +258,7 @@ impl<'a> Attempt<'a> {
             phases: Vec::with_capacity(10),
             tls: None,
             last_reply: None,
+            permit: None,
         }
     }
 
@@ -308,6 +323,14 @@ impl<'a> Attempt<'a> {
     async fn connect(&mut self) -> Result<TcpStream, Failure> {
         let started = Instant::now();
         let address = SocketAddr::new(self.address, self.connector().port);
+        // Waiting for leave to connect counts as connecting: a sending server held back by its
+        // own limits would not get through either.
+        self.permit = self.engine.limiter.acquire(address, self.deadline).await;
+        if self.permit.is_none() {
+            self.phases.push((Phase::Connect, started.elapsed()));
+            tracing::warn!(connector = %self.connector().name, address = %address, "no connection slot before the deadline: too many probes of this address at once");
+            return Err(Failure::new(Phase::Connect, Reason::Timeout));
+        }
         let result = timeout_at(self.deadline, TcpStream::connect(address)).await;
         self.phases.push((Phase::Connect, started.elapsed()));
         let stream = match result {

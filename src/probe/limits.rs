@@ -1,0 +1,168 @@
+//! Caps on the connections probes open: in all, and to any one address, so that a storm of
+//! scrapes cannot turn the exporter into a flood against a mail server.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, timeout_at};
+
+/// How many connections probes may hold open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections in all.
+    pub total: usize,
+    /// Connections to one address and port.
+    pub per_address: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            total: 512,
+            per_address: 16,
+        }
+    }
+}
+
+/// Hands out connection permits within [`Limits`].
+#[derive(Debug)]
+pub struct Limiter {
+    limits: Limits,
+    total: Arc<Semaphore>,
+    per_address: Mutex<HashMap<SocketAddr, Arc<Semaphore>>>,
+}
+
+/// Leave to hold one connection open; released on drop.
+#[derive(Debug)]
+pub struct Permit<'a> {
+    limiter: &'a Limiter,
+    address: SocketAddr,
+    _address_permit: Option<OwnedSemaphorePermit>,
+    _total_permit: OwnedSemaphorePermit,
+}
+
+impl Limiter {
+    /// A limiter enforcing `limits` (each at least 1).
+    pub fn new(limits: Limits) -> Self {
+        let limits = Limits {
+            total: limits.total.max(1),
+            per_address: limits.per_address.max(1),
+        };
+        Limiter {
+            limits,
+            total: Arc::new(Semaphore::new(limits.total)),
+            per_address: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Waits for leave to connect to `address`, until `deadline`; `None` when it did not come.
+    pub async fn acquire(&self, address: SocketAddr, deadline: Instant) -> Option<Permit<'_>> {
+        let semaphore = self
+            .lock()
+            .entry(address)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.limits.per_address)))
+            .clone();
+        let acquired = timeout_at(deadline, semaphore.acquire_owned()).await;
+        let Ok(Ok(address_permit)) = acquired else {
+            self.forget_if_idle(address);
+            return None;
+        };
+        match timeout_at(deadline, self.total.clone().acquire_owned()).await {
+            Ok(Ok(total_permit)) => Some(Permit {
+                limiter: self,
+                address,
+                _address_permit: Some(address_permit),
+                _total_permit: total_permit,
+            }),
+            _ => {
+                drop(address_permit);
+                self.forget_if_idle(address);
+                None
+            }
+        }
+    }
+
+    /// Removes the semaphore of `address` when nobody holds or waits for it.
+    fn forget_if_idle(&self, address: SocketAddr) {
+        let mut map = self.lock();
+        if let Some(semaphore) = map.get(&address) {
+            if Arc::strong_count(semaphore) == 1
+                && semaphore.available_permits() == self.limits.per_address
+            {
+                map.remove(&address);
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Arc<Semaphore>>> {
+        self.per_address
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How many addresses have a semaphore now (for tests: idle ones must not pile up).
+    pub fn tracked_addresses(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        // Release this address's permit first, then see whether its semaphore is idle.
+        self._address_permit.take();
+        self.limiter.forget_if_idle(self.address);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn address(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[tokio::test]
+    async fn one_address_gets_at_most_its_share() {
+        let limiter = Limiter::new(Limits {
+            total: 10,
+            per_address: 2,
+        });
+        let soon = Instant::now() + Duration::from_millis(50);
+        let a = limiter.acquire(address(25), soon).await;
+        let b = limiter.acquire(address(25), soon).await;
+        assert!(a.is_some() && b.is_some());
+        assert!(limiter.acquire(address(25), soon).await.is_none());
+        // Another address is not held up.
+        assert!(limiter.acquire(address(26), soon).await.is_some());
+        drop(a);
+        let later = Instant::now() + Duration::from_millis(50);
+        assert!(limiter.acquire(address(25), later).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn the_total_caps_every_address_together() {
+        let limiter = Limiter::new(Limits {
+            total: 2,
+            per_address: 5,
+        });
+        let soon = Instant::now() + Duration::from_millis(50);
+        let _a = limiter.acquire(address(1), soon).await.expect("first");
+        let _b = limiter.acquire(address(2), soon).await.expect("second");
+        assert!(limiter.acquire(address(3), soon).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn idle_addresses_are_forgotten() {
+        let limiter = Limiter::new(Limits::default());
+        let soon = Instant::now() + Duration::from_millis(50);
+        for port in 1..100 {
+            let permit = limiter.acquire(address(port), soon).await;
+            assert!(permit.is_some());
+        }
+        assert_eq!(limiter.tracked_addresses(), 0);
+    }
+}
