@@ -21,6 +21,17 @@ use serde_saphyr::Spanned;
 pub struct Config {
     /// The connectors, in file order; names are unique.
     pub connectors: Vec<Arc<Connector>>,
+    /// Where to read a real Postfix queue, if there is one on this host.
+    pub postfix_queue: Option<PostfixQueueSettings>,
+}
+
+/// How to read a Postfix queue (`postfix_queue`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostfixQueueSettings {
+    /// The command and its arguments, e.g. `postqueue -j`.
+    pub command: Vec<String>,
+    /// How long the command may run.
+    pub timeout: Duration,
 }
 
 impl Config {
@@ -252,6 +263,19 @@ struct RawConfig {
     defaults: RawSettings,
     #[serde(default)]
     connectors: Vec<Spanned<RawSettings>>,
+    postfix_queue: Option<Spanned<RawPostfixQueue>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPostfixQueue {
+    #[serde(default = "default_postqueue_command")]
+    command: Vec<String>,
+    timeout: Option<ConfigDuration>,
+}
+
+fn default_postqueue_command() -> Vec<String> {
+    vec!["postqueue".to_owned(), "-j".to_owned()]
 }
 
 /// The keys of a connector; `defaults` has the same shape but may not name a route.
@@ -370,6 +394,7 @@ const DEFAULT_IMPLICIT_TLS_PORT: u16 = 465;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 const DEFAULT_QUEUE_EXPIRY: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_DNS_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_POSTQUEUE_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Validator<'a> {
     path: &'a Path,
@@ -414,8 +439,28 @@ impl<'a> Validator<'a> {
                 connectors.push(Arc::new(valid));
             }
         }
+        let postfix_queue = raw.postfix_queue.and_then(|queue| {
+            if queue.value.command.first().is_none_or(|c| c.is_empty()) {
+                self.problem(
+                    Some(queue.referenced),
+                    "postfix_queue.command".to_owned(),
+                    "the command is empty: name a program, e.g. [postqueue, -j]".to_owned(),
+                );
+                return None;
+            }
+            Some(PostfixQueueSettings {
+                command: queue.value.command,
+                timeout: queue
+                    .value
+                    .timeout
+                    .map_or(DEFAULT_POSTQUEUE_TIMEOUT, |d| d.0),
+            })
+        });
         if self.problems.is_empty() {
-            Ok(Config { connectors })
+            Ok(Config {
+                connectors,
+                postfix_queue,
+            })
         } else {
             Err(ConfigError::Invalid(self.problems))
         }
@@ -824,6 +869,24 @@ mod tests {
             problems("connectors:\n  - name: m\n    use_mx_record: true\n"),
             vec![
                 "test.yml:2:11: connectors[0].recipient_domains: use_mx_record needs at least one recipient domain"
+            ]
+        );
+    }
+
+    #[test]
+    fn postfix_queue_settings() {
+        let config = parse("postfix_queue: {}\n", Path::new("t.yml")).expect("valid");
+        assert_eq!(
+            config.postfix_queue,
+            Some(PostfixQueueSettings {
+                command: vec!["postqueue".into(), "-j".into()],
+                timeout: Duration::from_secs(10),
+            })
+        );
+        assert_eq!(
+            problems("postfix_queue:\n  command: []\n"),
+            vec![
+                "test.yml:2:3: postfix_queue.command: the command is empty: name a program, e.g. [postqueue, -j]"
             ]
         );
     }
