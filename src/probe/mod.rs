@@ -363,7 +363,8 @@ impl<'a> Attempt<'a> {
         }
     }
 
-    /// EHLO, falling back to HELO when the server rejects EHLO.
+    /// EHLO, falling back to HELO when the server rejects EHLO (but not when it is closing the
+    /// session with 421). When the fallback gets no answer, the EHLO reply is the failure.
     async fn ehlo<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         session: &mut Session<S>,
@@ -375,41 +376,60 @@ impl<'a> Attempt<'a> {
         if reply.is_positive() {
             return Ok(reply);
         }
-        let reply = self
-            .step(Phase::Ehlo, session, &format!("HELO {helo_name}"))
-            .await?;
-        if reply.is_positive() {
-            return Ok(reply);
+        let rejected = Failure::from_reply(Phase::Ehlo, reply.code);
+        if reply.code == 421 {
+            return Err(rejected);
         }
-        Err(Failure::from_reply(Phase::Ehlo, reply.code))
+        match self
+            .step(Phase::Ehlo, session, &format!("HELO {helo_name}"))
+            .await
+        {
+            Ok(reply) if reply.is_positive() => Ok(reply),
+            Ok(reply) => Err(Failure::from_reply(Phase::Ehlo, reply.code)),
+            Err(_) => Err(rejected),
+        }
     }
 
-    /// MAIL FROM and RCPT TO when configured (then RSET), and QUIT.
+    /// MAIL FROM and RCPT TO when configured (then RSET), and QUIT — also after a rejected
+    /// envelope, as a sending server would say goodbye.
     async fn finish<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         mut session: Session<S>,
     ) -> Outcome {
+        let outcome = self.envelope(&mut session).await;
+        let closed_early = matches!(&outcome, Err(f) if f.reply.is_none());
+        if !closed_early {
+            // How the server says goodbye does not change the outcome.
+            let _ = self.step(Phase::Quit, &mut session, "QUIT").await;
+        }
+        outcome
+    }
+
+    /// MAIL FROM and RCPT TO when configured, then RSET: the envelope is tested, never
+    /// delivered (no DATA).
+    async fn envelope<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        session: &mut Session<S>,
+    ) -> Outcome {
         let connector = self.connector();
-        if let Some(sender) = &connector.mail_from {
+        let Some(sender) = &connector.mail_from else {
+            return Ok(());
+        };
+        let reply = self
+            .step(Phase::Mail, session, &format!("MAIL FROM:<{sender}>"))
+            .await?;
+        if !reply.is_positive() {
+            return Err(Failure::from_reply(Phase::Mail, reply.code));
+        }
+        if let Some(recipient) = &connector.rcpt_to {
             let reply = self
-                .step(Phase::Mail, &mut session, &format!("MAIL FROM:<{sender}>"))
+                .step(Phase::Rcpt, session, &format!("RCPT TO:<{recipient}>"))
                 .await?;
             if !reply.is_positive() {
-                return Err(Failure::from_reply(Phase::Mail, reply.code));
+                return Err(Failure::from_reply(Phase::Rcpt, reply.code));
             }
-            if let Some(recipient) = &connector.rcpt_to {
-                let reply = self
-                    .step(Phase::Rcpt, &mut session, &format!("RCPT TO:<{recipient}>"))
-                    .await?;
-                if !reply.is_positive() {
-                    return Err(Failure::from_reply(Phase::Rcpt, reply.code));
-                }
-            }
-            // The envelope is tested, never delivered: no DATA.
-            self.step(Phase::Quit, &mut session, "RSET").await?;
         }
-        // The exchange succeeded; how the server says goodbye does not change that.
-        let _ = self.step(Phase::Quit, &mut session, "QUIT").await;
+        self.step(Phase::Quit, session, "RSET").await?;
         Ok(())
     }
 

@@ -1,0 +1,356 @@
+//! The exporter under test, as a child process: the real binary, a YAML config in a temporary
+//! directory, `--web.listen-address 127.0.0.1:0`, and the bound address read from its log line
+//! `... listening ... address=IP:PORT` (logfmt). Killed on drop.
+//!
+//! Also: config builders, and the `probe` / `check-config` subcommands.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::http::{self, Response};
+use super::metrics::Metrics;
+use super::net::Netns;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_mailflow_exporter");
+
+/// The `helo_name` every test config sets.
+pub const HELO: &str = "probe.mailflow.test";
+
+/// A running exporter.
+pub struct Exporter {
+    child: Child,
+    /// Where it serves HTTP.
+    pub addr: SocketAddr,
+    /// The config file it was started with.
+    pub config_file: PathBuf,
+    log: Arc<Mutex<Vec<String>>>,
+    netns: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Exporter {
+    /// Start the exporter on `yaml`; panics (with its output) if it does not log its address
+    /// within 30 s.
+    pub fn start(yaml: &str) -> Exporter {
+        Exporter::spawn(yaml, None)
+    }
+
+    /// Start the exporter inside a network namespace (scraped with curl from inside it).
+    pub fn start_in(ns: &Netns, yaml: &str) -> Exporter {
+        Exporter::spawn(yaml, Some(ns))
+    }
+
+    fn spawn(yaml: &str, ns: Option<&Netns>) -> Exporter {
+        let dir = tempfile::Builder::new()
+            .prefix("mailflow-exporter-")
+            .tempdir()
+            .expect("tempdir");
+        let config_file = dir.path().join("mailflow.yml");
+        std::fs::write(&config_file, yaml).expect("write config");
+        let mut cmd = match ns {
+            Some(ns) => ns.command(BIN),
+            None => Command::new(BIN),
+        };
+        cmd.arg("--config.file")
+            .arg(&config_file)
+            .args([
+                "--web.listen-address",
+                "127.0.0.1:0",
+                "--log.level",
+                "debug",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {BIN}: {e}"));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let out: Box<dyn Read + Send> = Box::new(child.stdout.take().expect("stdout"));
+        let err: Box<dyn Read + Send> = Box::new(child.stderr.take().expect("stderr"));
+        for stream in [out, err] {
+            let log = Arc::clone(&log);
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if line.contains("listening") {
+                        if let Some(addr) = address_field(&line) {
+                            let _ = tx.send(addr);
+                        }
+                    }
+                    if let Ok(mut l) = log.lock() {
+                        l.push(line);
+                    }
+                }
+            });
+        }
+        let mut exporter = Exporter {
+            child,
+            addr: ([127, 0, 0, 1], 0).into(),
+            config_file,
+            log,
+            netns: ns.map(|n| n.name.clone()),
+            _dir: dir,
+        };
+        for _ in 0..300 {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(addr) => {
+                    exporter.addr = addr;
+                    return exporter;
+                }
+                Err(_) => {
+                    if let Ok(Some(status)) = exporter.child.try_wait() {
+                        std::thread::sleep(Duration::from_millis(100));
+                        panic!(
+                            "the exporter exited ({status}) before listening; config:\n{yaml}\noutput:\n{}",
+                            exporter.logs()
+                        );
+                    }
+                }
+            }
+        }
+        panic!(
+            "the exporter logged no `listening ... address=IP:PORT` line in 30 s; output:\n{}",
+            exporter.logs()
+        );
+    }
+
+    /// Everything it logged so far.
+    pub fn logs(&self) -> String {
+        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+
+    /// GET `path` with extra headers.
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        let result = match &self.netns {
+            None => http::get(self.addr, path, headers),
+            Some(ns) => curl_in(ns, self.addr, path, headers),
+        };
+        result.unwrap_or_else(|e| panic!("GET {path}: {e}\nexporter output:\n{}", self.logs()))
+    }
+
+    /// GET `path`.
+    pub fn get(&self, path: &str) -> Response {
+        self.get_with(path, &[])
+    }
+
+    /// `GET /probe?connector=NAME`, expecting 200, parsed.
+    pub fn probe(&self, connector: &str) -> Metrics {
+        self.probe_path(&format!("/probe?connector={connector}"))
+    }
+
+    /// GET a probe path, expecting 200, parsed.
+    pub fn probe_path(&self, path: &str) -> Metrics {
+        let r = self.get(path);
+        assert_eq!(
+            r.status,
+            200,
+            "GET {path} answered {}: {}\nexporter output:\n{}",
+            r.status,
+            r.body,
+            self.logs()
+        );
+        Metrics::parse(&r.body)
+    }
+
+    /// Assert the connector's outcome: code (from `mailflow_probe_status`), and, unless the code
+    /// is `ok`, phase and reason (from `mailflow_probe_failure_info`). Returns the metrics.
+    #[track_caller]
+    pub fn assert_outcome(
+        &self,
+        m: &Metrics,
+        connector: &str,
+        code: &str,
+        phase: &str,
+        reason: &str,
+    ) {
+        let explain = || {
+            format!(
+                "connector {connector}: expected code={code} phase={phase} reason={reason}; got\n{}\
+                 exporter output (last 30 lines):\n{}",
+                m.summary(connector),
+                tail(&self.logs(), 30)
+            )
+        };
+        let set: Vec<String> = m
+            .all("mailflow_probe_status", &[("connector", connector)])
+            .into_iter()
+            .filter(|s| s.value == 1.0)
+            .map(|s| s.label("code").unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(
+            set.len(),
+            1,
+            "exactly one mailflow_probe_status must be 1; {}",
+            explain()
+        );
+        assert_eq!(set[0], code, "{}", explain());
+        let success = m.value("mailflow_probe_success", &[("connector", connector)]);
+        assert_eq!(
+            success,
+            Some(if code == "ok" { 1.0 } else { 0.0 }),
+            "{}",
+            explain()
+        );
+        if code == "ok" {
+            assert_eq!(m.failure(connector), None, "{}", explain());
+            return;
+        }
+        let f = m
+            .failure(connector)
+            .unwrap_or_else(|| panic!("no failure_info: {}", explain()));
+        assert_eq!(
+            (f.code.as_str(), f.phase.as_str(), f.reason.as_str()),
+            (code, phase, reason),
+            "{}",
+            explain()
+        );
+    }
+
+    /// Probe a connector and assert its outcome; returns the metrics.
+    #[track_caller]
+    pub fn expect(&self, connector: &str, code: &str, phase: &str, reason: &str) -> Metrics {
+        let m = self.probe(connector);
+        self.assert_outcome(&m, connector, code, phase, reason);
+        m
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The value of a logfmt `address=` field (or a JSON `"address":"..."`).
+fn address_field(line: &str) -> Option<SocketAddr> {
+    for key in ["address=", "\"address\":"] {
+        if let Some(i) = line.find(key) {
+            let rest = line[i + key.len()..].trim_start_matches('"');
+            let end = rest.find(['"', ' ', ',', '}']).unwrap_or(rest.len());
+            if let Ok(addr) = rest[..end].parse() {
+                return Some(addr);
+            }
+        }
+    }
+    None
+}
+
+fn curl_in(
+    ns: &str,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<Response> {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, "curl", "-sS", "-i", "-m", "60"]);
+    for (k, v) in headers {
+        cmd.arg("-H").arg(format!("{k}: {v}"));
+    }
+    cmd.arg(format!("http://{addr}{path}"));
+    let out = cmd.output()?;
+    if !out.status.success() {
+        return Err(std::io::Error::other(
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
+    }
+    // curl -i prints the head as received and the body decoded.
+    http::parse(&out.stdout)
+}
+
+/// Run a subcommand of the binary, e.g. `["probe", "c", "--config.file", F]`; at most 60 s.
+pub fn run_cli(args: &[&str]) -> Output {
+    run_with_timeout(Command::new(BIN).args(args), Duration::from_secs(60))
+}
+
+/// Run a command, killing it after `limit`.
+pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let start = std::time::Instant::now();
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("wait for {cmd:?}: {e}"))
+}
+
+/// Write `yaml` to `dir/name` and return the path.
+pub fn write_config(dir: &Path, name: &str, yaml: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, yaml).expect("write config");
+    path
+}
+
+/// A config: `defaults` with short timeouts and the test HELO name (and, with `dns`, the test
+/// nameserver), then the given connector entries.
+pub fn config(dns: bool, connectors: &[String]) -> String {
+    let mut y = format!("defaults:\n  timeout: 3s\n  helo_name: {HELO}\n  queue_expiry: 24h\n");
+    if dns {
+        y.push_str(&format!(
+            "  dns:\n    nameservers: [\"{}\"]\n    timeout: 1s\n",
+            super::dns::dns().nameserver()
+        ));
+    }
+    y.push_str("connectors:\n");
+    for c in connectors {
+        y.push_str(c);
+    }
+    y
+}
+
+/// One connector entry: `name` and `key: value` pairs (values are YAML as written).
+pub fn connector(name: &str, fields: &[(&str, &str)]) -> String {
+    let mut y = format!("  - name: {name}\n");
+    for (k, v) in fields {
+        y.push_str(&format!("    {k}: {v}\n"));
+    }
+    y
+}
+
+/// A connector to `127.0.0.1:port` with extra fields.
+pub fn local(name: &str, port: u16, extra: &[(&str, &str)]) -> String {
+    let port = port.to_string();
+    let mut fields: Vec<(&str, &str)> = vec![("smart_hosts", "[127.0.0.1]"), ("port", &port)];
+    fields.extend_from_slice(extra);
+    connector(name, &fields)
+}
+
+/// Start an exporter with one connector (no DNS) and probe it, asserting the outcome.
+#[track_caller]
+pub fn probe_one(
+    entry: String,
+    name: &str,
+    code: &str,
+    phase: &str,
+    reason: &str,
+) -> (Exporter, Metrics) {
+    let e = Exporter::start(&config(false, &[entry]));
+    let m = e.expect(name, code, phase, reason);
+    (e, m)
+}

@@ -1,0 +1,153 @@
+//! Network helpers: free and closed ports, a listener whose accept queue is full (a real connect
+//! timeout), and network namespaces with unreachable routes.
+//!
+//! Only loopback addresses are ever connected to; the namespaces are created (and deleted) here.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// A TCP port on `ip` that nothing listens on: bound once by the OS, then closed. A connect to it
+/// is refused (RST).
+pub fn closed_port(ip: &str) -> u16 {
+    let listener = TcpListener::bind((ip, 0)).expect("bind a port to close");
+    let port = listener.local_addr().expect("local addr").port();
+    drop(listener);
+    port
+}
+
+/// `n` distinct TCP ports on 127.0.0.1 that were free a moment ago.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind port 0"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local addr").port())
+        .collect()
+}
+
+/// A listener with a backlog of 0 whose accept queue has been filled by connections nobody
+/// accepts: further SYNs are dropped, so a connect to it really times out.
+pub struct FullBacklog {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    _listener: Socket,
+    _fillers: Vec<TcpStream>,
+}
+
+impl FullBacklog {
+    /// Listen on 127.0.0.1 and fill the queue; panics if the queue never fills.
+    pub fn new() -> FullBacklog {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
+        let bind: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        socket.bind(&bind.into()).expect("bind");
+        socket.listen(0).expect("listen");
+        let addr = socket
+            .local_addr()
+            .expect("local addr")
+            .as_socket()
+            .expect("inet addr");
+        let mut fillers = Vec::new();
+        for _ in 0..16 {
+            match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+                Ok(s) => fillers.push(s),
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    return FullBacklog {
+                        addr,
+                        _listener: socket,
+                        _fillers: fillers,
+                    };
+                }
+                Err(e) => panic!("filling the accept queue of {addr}: {e}"),
+            }
+        }
+        panic!("the accept queue of {addr} never filled after 16 connections");
+    }
+}
+
+impl Default for FullBacklog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A network namespace created for one test, with `lo` up; deleted on drop.
+pub struct Netns {
+    /// Its name (`mailflow-PID-N`).
+    pub name: String,
+}
+
+impl Netns {
+    /// Create a fresh namespace with loopback up.
+    pub fn new() -> Netns {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "mailflow-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        run_ok(Command::new("ip").args(["netns", "add", &name]));
+        super::reaper::on_exit(&format!("ip netns del {name} 2>/dev/null"));
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Run `ip ARGS` inside the namespace; panics on failure.
+    pub fn ip(&self, args: &[&str]) {
+        run_ok(
+            Command::new("ip")
+                .args(["netns", "exec", &self.name, "ip"])
+                .args(args),
+        );
+    }
+
+    /// Add a route of `kind` (`unreachable`, `throw`, `prohibit`, `blackhole`) for one loopback
+    /// address to the local table, so that connects to it fail the way `kind` makes them.
+    pub fn route(&self, kind: &str, addr: &str) {
+        self.ip(&[
+            "route",
+            "add",
+            kind,
+            &format!("{addr}/32"),
+            "table",
+            "local",
+        ]);
+    }
+
+    /// A command that runs `program` inside the namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+}
+
+impl Default for Netns {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}

@@ -1,0 +1,259 @@
+//! DNS against a real dnsmasq (see `common::dns` for what it really answers).
+
+use std::time::{Duration, Instant};
+
+use crate::common::dns::{self, dns};
+use crate::common::exporter::{Exporter, config, connector};
+use crate::common::smtp::{Dialogue, Server};
+
+fn smart_host(name: &str, host: &str, port: u16) -> String {
+    let hosts = format!("[{host}]");
+    let port = port.to_string();
+    connector(
+        name,
+        &[
+            ("smart_hosts", &hosts),
+            ("port", &port),
+            ("tls_settings", "none"),
+        ],
+    )
+}
+
+fn mx(name: &str, domain: &str, port: u16) -> String {
+    let domains = format!("[{domain}]");
+    let port = port.to_string();
+    connector(
+        name,
+        &[
+            ("use_mx_record", "true"),
+            ("recipient_domains", &domains),
+            ("port", &port),
+            ("tls_settings", "none"),
+        ],
+    )
+}
+
+/// Probe one connector with the test nameserver and assert its outcome.
+#[track_caller]
+fn check(
+    entry: String,
+    name: &str,
+    code: &str,
+    phase: &str,
+    reason: &str,
+) -> crate::common::metrics::Metrics {
+    let e = Exporter::start(&config(true, &[entry]));
+    let m = e.expect(name, code, phase, reason);
+    assert!(dns().running(), "dnsmasq died");
+    m
+}
+
+#[test]
+fn resolvable_smart_host_is_ok() {
+    let s = Server::dialogue(Dialogue::default());
+    let m = check(
+        smart_host("dnsok", dns::GOOD, s.port()),
+        "dnsok",
+        "ok",
+        "",
+        "",
+    );
+    assert_eq!(
+        m.value(
+            "mailflow_target_status",
+            &[
+                ("connector", "dnsok"),
+                ("host", dns::GOOD),
+                ("address", "127.0.0.1"),
+                ("code", "ok")
+            ]
+        ),
+        Some(1.0),
+        "{}",
+        m.lines_of("mailflow_target_status")
+    );
+    assert!(
+        m.value(
+            "mailflow_probe_phase_duration_seconds",
+            &[("connector", "dnsok"), ("phase", "dns")]
+        )
+        .is_some()
+    );
+}
+
+#[test]
+fn nxdomain_is_4_4_312_nxdomain() {
+    let s = Server::dialogue(Dialogue::default());
+    check(
+        smart_host("nx", dns::NXDOMAIN, s.port()),
+        "nx",
+        "4.4.312",
+        "dns",
+        "nxdomain",
+    );
+    assert_eq!(s.connections(), 0);
+}
+
+#[test]
+fn servfail_is_4_4_312_servfail() {
+    check(
+        smart_host("sf", dns::SERVFAIL, 25),
+        "sf",
+        "4.4.312",
+        "dns",
+        "servfail",
+    );
+}
+
+#[test]
+fn refused_is_4_4_312_refused() {
+    check(
+        smart_host("ref", dns::REFUSED, 25),
+        "ref",
+        "4.4.312",
+        "dns",
+        "refused",
+    );
+}
+
+#[test]
+fn silent_nameserver_is_4_4_312_timeout() {
+    let silent = dns::silent().to_string();
+    let mut entry = smart_host("dnsto", dns::GOOD, 25);
+    entry.push_str(&format!(
+        "    dns:\n      nameservers: [\"{silent}\"]\n      timeout: 1s\n"
+    ));
+    entry.push_str("    timeout: 3s\n");
+    let start = Instant::now();
+    check(entry, "dnsto", "4.4.312", "dns", "timeout");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn name_without_addresses_is_4_4_312_no_records() {
+    check(
+        smart_host("norec", dns::NO_RECORDS, 25),
+        "norec",
+        "4.4.312",
+        "dns",
+        "no_records",
+    );
+}
+
+#[test]
+fn domain_without_mx_and_address_is_4_4_312_no_records() {
+    check(
+        mx("mxnorec", dns::NO_RECORDS, 25),
+        "mxnorec",
+        "4.4.312",
+        "dns",
+        "no_records",
+    );
+}
+
+#[test]
+fn null_mx_is_4_4_312_null_mx() {
+    check(
+        mx("nullmx", dns::NULL_MX, 25),
+        "nullmx",
+        "4.4.312",
+        "dns",
+        "null_mx",
+    );
+}
+
+#[test]
+fn mx_domain_is_ok_via_its_exchange() {
+    let s = Server::dialogue(Dialogue::default());
+    let m = check(mx("mxok", dns::MX_DOMAIN, s.port()), "mxok", "ok", "", "");
+    assert_eq!(
+        m.value(
+            "mailflow_target_success",
+            &[
+                ("connector", "mxok"),
+                ("host", dns::MX_DOMAIN_HOST),
+                ("address", "127.0.0.1")
+            ]
+        ),
+        Some(1.0),
+        "{}",
+        m.lines_of("mailflow_target")
+    );
+}
+
+#[test]
+fn domain_without_mx_falls_back_to_its_address() {
+    // RFC 5321 5.1: no MX, but an A record: the domain itself is the implicit MX.
+    let s = Server::dialogue(Dialogue::default());
+    check(
+        mx("implicitmx", dns::GOOD, s.port()),
+        "implicitmx",
+        "ok",
+        "",
+        "",
+    );
+    assert_eq!(s.connections(), 1);
+}
+
+#[test]
+fn mx_preference_decides_the_connector_code() {
+    // MX 10 mxa (127.0.0.3): nothing listens -> refused; MX 20 mxb (127.0.0.4): 421 greeting.
+    // dnsmasq lists them in either order; the lower preference must win.
+    let s = Server::start_on("127.0.0.4", 0, |c| {
+        c.line("421 4.3.2 Service not available")
+    })
+    .expect("bind");
+    let m = check(
+        mx("mxpref", dns::MX_PREF, s.port()),
+        "mxpref",
+        "4.4.316",
+        "connect",
+        "refused",
+    );
+    assert_eq!(
+        m.target_code("mxpref", "127.0.0.4"),
+        "4.4.317",
+        "{}",
+        m.lines_of("mailflow_target")
+    );
+    assert_eq!(m.target_code("mxpref", "127.0.0.3"), "4.4.316");
+}
+
+#[test]
+fn every_address_of_a_name_is_probed() {
+    // dual.mf.test has A 127.0.0.1 (a healthy server) and AAAA ::1 (nothing listens there).
+    let s = Server::dialogue(Dialogue::default());
+    let m = check(
+        smart_host("dual", dns::DUAL, s.port()),
+        "dual",
+        "ok",
+        "",
+        "",
+    );
+    assert_eq!(
+        m.target_code("dual", "127.0.0.1"),
+        "ok",
+        "{}",
+        m.lines_of("mailflow_target")
+    );
+    assert_eq!(
+        m.target_code("dual", "::1"),
+        "4.4.316",
+        "{}",
+        m.lines_of("mailflow_target")
+    );
+    assert_eq!(
+        m.all(
+            "mailflow_target_success",
+            &[("connector", "dual"), ("host", dns::DUAL)]
+        )
+        .len(),
+        2,
+        "{}",
+        m.lines_of("mailflow_target_success")
+    );
+}
