@@ -9,9 +9,11 @@
 //! - [`app`] holds the running configuration, shares probes in flight between scrapes and
 //!   records each outcome in [`state`], which [`state_file`] keeps across restarts;
 //! - [`metrics`] turns reports and state into Prometheus metrics, which [`server`] serves;
-//! - [`report`] explains a probe to a person (the `probe` subcommand).
+//! - [`report`] explains a probe to a person (the `probe` subcommand);
+//! - [`drill`] starts loopback targets failing in every way, for a fire drill.
 pub mod app;
 pub mod config;
+pub mod drill;
 pub mod metrics;
 pub mod outcome;
 pub mod probe;

@@ -1,7 +1,7 @@
 //! The `mailflow_exporter` binary: flags, subcommands, logging, and the server's life cycle.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -31,16 +31,16 @@ struct Cli {
     )]
     config_file: PathBuf,
     /// Address to serve HTTP on, e.g. ":9925" or "127.0.0.1:9925".
-    #[arg(long = "web.listen-address", default_value = ":9925")]
+    #[arg(long = "web.listen-address", default_value = ":9925", global = true)]
     listen_address: String,
     /// Where counters and failure streaks survive restarts (JSON, written atomically).
-    #[arg(long = "state.file")]
+    #[arg(long = "state.file", global = true)]
     state_file: Option<PathBuf>,
     /// Most connections that probes hold open at once, in all.
-    #[arg(long = "probe.max-connections", default_value_t = Limits::default().total)]
+    #[arg(long = "probe.max-connections", default_value_t = Limits::default().total, global = true)]
     max_connections: usize,
     /// Most connections that probes hold open at once to one address and port.
-    #[arg(long = "probe.max-connections-per-address", default_value_t = Limits::default().per_address)]
+    #[arg(long = "probe.max-connections-per-address", default_value_t = Limits::default().per_address, global = true)]
     max_connections_per_address: usize,
     /// Log level.
     #[arg(long = "log.level", value_enum, default_value = "info", global = true)]
@@ -75,6 +75,9 @@ enum Command {
         /// The connector's name.
         connector: String,
     },
+    /// Start loopback targets that fail in every way of the code table, and serve the exporter
+    /// on them: every code, dashboard panel and alert without a mail server.
+    Drill,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -97,7 +100,8 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::CheckConfig) => check_config(&cli),
         Some(Command::Probe { connector }) => run_async(probe_once(&cli, connector)),
-        None => run_async(serve(&cli)),
+        Some(Command::Drill) => run_async(drill(&cli)),
+        None => run_async(serve(&cli, &cli.config_file)),
     }
 }
 
@@ -208,13 +212,27 @@ async fn probe_once(cli: &Cli, connector: &str) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Serves until SIGTERM or SIGINT; SIGHUP reloads the configuration.
-async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
+/// `drill`: starts the drill's targets, then serves the exporter on its configuration.
+async fn drill(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let drill = mailflow_exporter::drill::start().await?;
+    println!(
+        "Fire drill: one loopback connector per code, configuration in {}",
+        drill.config_path.display()
+    );
+    for (name, expect) in &drill.connectors {
+        println!("  {name:<24} expect {expect}");
+    }
+    println!("Scrape /probe (or point Prometheus at config/prometheus.yml); stop with Ctrl-C.");
+    serve(cli, &drill.config_path).await
+}
+
+/// Serves `config_file` until SIGTERM or SIGINT; SIGHUP reloads the configuration.
+async fn serve(cli: &Cli, config_file: &Path) -> anyhow::Result<ExitCode> {
     let shutdown = shutdown_signal()?;
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let tls = Arc::new(TlsContext::new()?);
     let app = Arc::new(App::load(
-        &cli.config_file,
+        config_file,
         tls,
         cli.limits(),
         cli.state_file.clone(),
@@ -224,7 +242,7 @@ async fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
     let address = listener.local_addr()?;
     tracing::info!(
         address = %address,
-        config = %cli.config_file.display(),
+        config = %config_file.display(),
         connectors = app.loaded().config.connectors.len(),
         version = env!("CARGO_PKG_VERSION"),
         "listening"
