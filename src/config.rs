@@ -288,7 +288,7 @@ struct RawSettings {
     use_mx_record: Option<Spanned<bool>>,
     #[serde(default)]
     recipient_domains: Vec<Spanned<String>>,
-    port: Option<u16>,
+    port: Option<Port>,
     timeout: Option<ConfigDuration>,
     helo_name: Option<String>,
     tls_settings: Option<TlsSettings>,
@@ -318,6 +318,23 @@ impl<'de> Deserialize<'de> for ConfigDuration {
         parse_duration(&text)
             .map(ConfigDuration)
             .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A TCP port, 1 to 65535.
+#[derive(Clone, Copy, Debug)]
+struct Port(u16);
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let number = i64::deserialize(deserializer)?;
+        u16::try_from(number)
+            .ok()
+            .filter(|port| *port != 0)
+            .map(Port)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!("invalid port {number}: expected 1 to 65535"))
+            })
     }
 }
 
@@ -574,7 +591,7 @@ impl<'a> Validator<'a> {
                 .iter()
                 .map(|d| d.value.to_ascii_lowercase())
                 .collect(),
-            port: settings.port.unwrap_or(if implicit_tls {
+            port: settings.port.map(|p| p.0).unwrap_or(if implicit_tls {
                 DEFAULT_IMPLICIT_TLS_PORT
             } else {
                 DEFAULT_PORT
