@@ -10,14 +10,18 @@
 //!   records each outcome in [`state`], which [`state_file`] keeps across restarts;
 //! - [`metrics`] turns reports and state into Prometheus metrics, which [`server`] serves;
 //! - [`report`] explains a probe to a person (the `probe` subcommand);
-//! - [`drill`] starts loopback targets failing in every way, for a fire drill.
+//! - [`drill`] starts loopback targets failing in every way, for a fire drill;
+//! - [`web`] reads `--web.config.file`: TLS and basic authentication for the HTTP endpoint.
 pub mod app;
 pub mod config;
 pub mod drill;
+pub mod import;
 pub mod metrics;
 pub mod outcome;
+pub mod postfix;
 pub mod probe;
 pub mod report;
 pub mod server;
 pub mod state;
 pub mod state_file;
+pub mod web;

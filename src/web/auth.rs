@@ -266,9 +266,13 @@ mod tests {
     #[test]
     fn hashes_are_validated() {
         assert!(validate_hash(&bcrypt::hash("x", 4).expect("hash")).is_ok());
-        assert!(validate_hash("$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi").is_ok());
+        assert!(
+            validate_hash("$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi").is_ok()
+        );
         assert!(validate_hash("plaintext").is_err());
-        assert!(validate_hash("$2y$03$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi").is_err());
+        assert!(
+            validate_hash("$2y$03$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi").is_err()
+        );
     }
 
     #[test]

@@ -293,8 +293,9 @@ impl ClientCertVerifier for AllowedSans {
         let verified = self
             .inner
             .verify_client_cert(end_entity, intermediates, now)?;
-        let sans = subject_alt_names(end_entity)
-            .ok_or(rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let sans = subject_alt_names(end_entity).ok_or(rustls::Error::InvalidCertificate(
+            CertificateError::BadEncoding,
+        ))?;
         if sans.iter().any(|san| self.allowed.contains(san)) {
             Ok(verified)
         } else {
