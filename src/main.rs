@@ -78,6 +78,16 @@ enum Command {
     /// Start loopback targets that fail in every way of the code table, and serve the exporter
     /// on them: every code, dashboard panel and alert without a mail server.
     Drill,
+    /// Write a configuration for the connectors in FILE, the JSON that
+    /// `Get-OutboundConnector | ConvertTo-Json -Depth 5` writes in Exchange Online PowerShell.
+    /// The YAML goes to standard output (or --output), what could not be mapped to standard error.
+    ImportConnectors {
+        /// The JSON file.
+        file: PathBuf,
+        /// Write the configuration here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -101,6 +111,9 @@ fn main() -> ExitCode {
         Some(Command::CheckConfig) => check_config(&cli),
         Some(Command::Probe { connector }) => run_async(probe_once(&cli, connector)),
         Some(Command::Drill) => run_async(drill(&cli)),
+        Some(Command::ImportConnectors { file, output }) => {
+            import_connectors(file, output.as_deref())
+        }
         None => run_async(serve(&cli, &cli.config_file)),
     }
 }
@@ -182,6 +195,42 @@ fn check_config(cli: &Cli) -> ExitCode {
         }
         Err(error) => {
             eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `import-connectors FILE`: the configuration on standard output (or `output`), the notes on
+/// standard error.
+fn import_connectors(file: &Path, output: Option<&Path>) -> ExitCode {
+    let imported = std::fs::read(file)
+        .map_err(|e| format!("{}: cannot read: {e}", file.display()))
+        .and_then(|bytes| {
+            mailflow_exporter::import::import_bytes(&bytes)
+                .map_err(|e| format!("{}: {e}", file.display()))
+        });
+    let imported = match imported {
+        Ok(imported) => imported,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for note in &imported.notes {
+        eprintln!("note: {note}");
+    }
+    let written = match output {
+        Some(path) => std::fs::write(path, &imported.yaml)
+            .map_err(|e| format!("{}: cannot write: {e}", path.display())),
+        None => {
+            print!("{}", imported.yaml);
+            Ok(())
+        }
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{message}");
             ExitCode::FAILURE
         }
     }
