@@ -19,6 +19,7 @@ use crate::probe::tls::TlsContext;
 use crate::probe::{Engine, EngineError, Report};
 use crate::state::{ConnectorState, State};
 use crate::state_file;
+use crate::web::{WebConfig, WebConfigError};
 
 /// How long after a change the state file is written, so a scrape round becomes one write.
 const STATE_SAVE_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -52,6 +53,9 @@ pub enum LoadError {
     /// The probes could not be set up.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The web configuration file is unreadable or invalid.
+    #[error(transparent)]
+    Web(#[from] WebConfigError),
     /// The state file could not be read or set aside.
     #[error("cannot read the state file {path}: {source}")]
     StateFile {
@@ -71,10 +75,27 @@ struct InFlight {
     probe: SharedProbe,
 }
 
+/// What the exporter is started with.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// The configuration file (`--config.file`).
+    pub config_file: PathBuf,
+    /// The web configuration file (`--web.config.file`), if any.
+    pub web_config_file: Option<PathBuf>,
+    /// Where the state survives restarts (`--state.file`), if anywhere.
+    pub state_file: Option<PathBuf>,
+    /// The connection caps of probes.
+    pub limits: Limits,
+}
+
 /// The exporter's shared state.
 pub struct App {
     /// Where the configuration is read from.
     config_path: PathBuf,
+    /// Where the web configuration is read from, if anywhere.
+    web_config_path: Option<PathBuf>,
+    /// The web configuration in force: TLS and basic auth of the exporter's own endpoint.
+    web: RwLock<Arc<WebConfig>>,
     /// The TLS client setup all engines share.
     tls: Arc<TlsContext>,
     /// The connection caps all engines share.
@@ -96,16 +117,18 @@ pub struct App {
 }
 
 impl App {
-    /// Loads the configuration at `config_path` and builds its engine; with a `state_file`,
-    /// restores the connectors' state from it (a damaged file is set aside with a warning).
-    pub fn load(
-        config_path: &Path,
-        tls: Arc<TlsContext>,
-        limits: Limits,
-        state_file: Option<PathBuf>,
-    ) -> Result<Self, LoadError> {
+    /// Loads the configuration and the web configuration and builds the engine; with a state
+    /// file, restores the connectors' state from it (a damaged file is set aside with a warning).
+    pub fn load(settings: Settings, tls: Arc<TlsContext>) -> Result<Self, LoadError> {
+        let Settings {
+            config_file: config_path,
+            web_config_file: web_config_path,
+            state_file,
+            limits,
+        } = settings;
         let limiter = Arc::new(Limiter::new(limits));
-        let loaded = build(config_path, &tls, &limiter)?;
+        let loaded = build(&config_path, &tls, &limiter)?;
+        let web = load_web(web_config_path.as_deref())?;
         let metrics = ExporterMetrics::new();
         metrics.config_loaded(true, SystemTime::now());
         let state = State::default();
@@ -114,7 +137,9 @@ impl App {
             state.retain(loaded.config.connectors.iter().map(|c| c.name.as_str()));
         }
         Ok(App {
-            config_path: config_path.to_owned(),
+            config_path,
+            web_config_path,
+            web: RwLock::new(Arc::new(web)),
             tls,
             limiter,
             loaded: RwLock::new(Arc::new(loaded)),
@@ -159,10 +184,14 @@ impl App {
         }
     }
 
-    /// Reads the configuration again. On error the running configuration stays in force.
+    /// Reads the configuration and the web configuration again. On error both running ones
+    /// stay in force.
     pub fn reload(&self) -> Result<(), LoadError> {
-        match build(&self.config_path, &self.tls, &self.limiter) {
-            Ok(loaded) => {
+        let reloaded = build(&self.config_path, &self.tls, &self.limiter)
+            .and_then(|loaded| load_web(self.web_config_path.as_deref()).map(|web| (loaded, web)));
+        match reloaded {
+            Ok((loaded, web)) => {
+                *self.web.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(web);
                 self.state
                     .retain(loaded.config.connectors.iter().map(|c| c.name.as_str()));
                 self.state_changed.notify_one();
@@ -177,6 +206,11 @@ impl App {
                 Err(error)
             }
         }
+    }
+
+    /// The web configuration in force.
+    pub fn web(&self) -> Arc<WebConfig> {
+        self.web.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The configuration in force.
@@ -297,6 +331,11 @@ fn restore_state(state: &State, path: &Path) -> Result<(), LoadError> {
         }
     }
     Ok(())
+}
+
+/// The web configuration at `path`, or plain HTTP without authentication when there is none.
+fn load_web(path: Option<&Path>) -> Result<WebConfig, LoadError> {
+    path.map_or_else(|| Ok(WebConfig::default()), |p| Ok(WebConfig::load(p)?))
 }
 
 fn build(

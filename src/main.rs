@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use mailflow_exporter::app::App;
+use mailflow_exporter::app::{App, Settings};
 use mailflow_exporter::config::{self, ConfigError};
 use mailflow_exporter::probe::Engine;
 use mailflow_exporter::probe::limits::{Limiter, Limits};
@@ -33,6 +33,9 @@ struct Cli {
     /// Address to serve HTTP on, e.g. ":9925" or "127.0.0.1:9925".
     #[arg(long = "web.listen-address", default_value = ":9925", global = true)]
     listen_address: String,
+    /// TLS and basic authentication for the exporter's own endpoint (exporter-toolkit format).
+    #[arg(long = "web.config.file", global = true)]
+    web_config_file: Option<PathBuf>,
     /// Where counters and failure streaks survive restarts (JSON, written atomically).
     #[arg(long = "state.file", global = true)]
     state_file: Option<PathBuf>,
@@ -281,10 +284,13 @@ async fn serve(cli: &Cli, config_file: &Path) -> anyhow::Result<ExitCode> {
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let tls = Arc::new(TlsContext::new()?);
     let app = Arc::new(App::load(
-        config_file,
+        Settings {
+            config_file: config_file.to_owned(),
+            web_config_file: cli.web_config_file.clone(),
+            state_file: cli.state_file.clone(),
+            limits: cli.limits(),
+        },
         tls,
-        cli.limits(),
-        cli.state_file.clone(),
     )?);
     tokio::spawn(app.clone().keep_state_saved());
     let listener = bind(&cli.listen_address).await?;

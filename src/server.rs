@@ -8,15 +8,18 @@ use std::time::{Duration, SystemTime};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::header::{CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use std::net::SocketAddr;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
 use crate::app::App;
 use crate::metrics::{Format, ProbeMetrics};
+use crate::web::{self, Authorization, WebConfig};
 
 /// How much of Prometheus' scrape timeout is kept back for the answer to travel.
 const SCRAPE_TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
@@ -24,12 +27,15 @@ const SCRAPE_TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
 const DEFAULT_SCRAPE_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long in-flight requests may take to finish once shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long a client may take for its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets in-flight requests finish
-/// (bounded).
+/// (bounded). With a web configuration, connections speak TLS and requests need basic auth.
 pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
     let graceful = GracefulShutdown::new();
-    let http = hyper::server::conn::http1::Builder::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -42,18 +48,7 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
                         continue;
                     }
                 };
-                let app = app.clone();
-                let service = hyper::service::service_fn(move |request| {
-                    let app = app.clone();
-                    async move { Ok::<_, Infallible>(handle(&app, request).await) }
-                });
-                let connection = http.serve_connection(TokioIo::new(stream), service);
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!(peer = %peer, error = %error, "HTTP connection ended with an error");
-                    }
-                });
+                tokio::spawn(connection(stream, peer, app.clone(), graceful.watcher()));
             }
             () = &mut shutdown => break,
         }
@@ -65,6 +60,90 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
     {
         tracing::warn!("some requests did not finish in time at shutdown");
     }
+}
+
+/// One accepted connection: the TLS handshake when configured, then HTTP/1.1.
+async fn connection(stream: TcpStream, peer: SocketAddr, app: Arc<App>, watcher: Watcher) {
+    let Some(acceptor) = app.web().tls_acceptor() else {
+        return serve_http(stream, peer, app, watcher).await;
+    };
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => serve_http(stream, peer, app, watcher).await,
+        Ok(Err(error)) => {
+            tracing::debug!(peer = %peer, error = %error, "TLS handshake with a client failed");
+        }
+        Err(_) => tracing::debug!(peer = %peer, "TLS handshake with a client timed out"),
+    }
+}
+
+async fn serve_http<S>(stream: S, peer: SocketAddr, app: Arc<App>, watcher: Watcher)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| {
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(respond_to(&app, peer, request).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    if let Err(error) = watcher.watch(connection).await {
+        tracing::debug!(peer = %peer, error = %error, "HTTP connection ended with an error");
+    }
+}
+
+/// Authorizes and routes one request, and adds the configured response headers.
+async fn respond_to(
+    app: &Arc<App>,
+    peer: SocketAddr,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let web = app.web();
+    let mut response = match authorize(&web, peer, &request).await {
+        Some(refusal) => refusal,
+        None => handle(app, request).await,
+    };
+    for (name, value) in web.response_headers() {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
+}
+
+/// `None` when the request may proceed, else the 401 answer. Liveness and readiness need no
+/// credentials: they reveal nothing, and orchestrators probe them without any.
+async fn authorize(
+    web: &Arc<WebConfig>,
+    peer: SocketAddr,
+    request: &Request<Incoming>,
+) -> Option<Response<Full<Bytes>>> {
+    if matches!(request.uri().path(), "/-/healthy" | "/-/ready") {
+        return None;
+    }
+    // A header that is present but not text counts as wrong credentials, not as missing ones.
+    let header = request
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("").to_owned());
+    let checker = web.clone();
+    // bcrypt is slow on purpose: keep it off the async threads.
+    let verdict = tokio::task::spawn_blocking(move || checker.authorize(header.as_deref()))
+        .await
+        .unwrap_or(Authorization::Denied);
+    let message = match verdict {
+        Authorization::Allowed => return None,
+        Authorization::Missing => "credentials required\n",
+        Authorization::Denied => {
+            tracing::warn!(peer = %peer, path = request.uri().path(), "refused a request with wrong credentials");
+            "wrong credentials\n"
+        }
+    };
+    let mut response = text(StatusCode::UNAUTHORIZED, message);
+    response.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static(web::WWW_AUTHENTICATE),
+    );
+    Some(response)
 }
 
 /// Routes one request.
