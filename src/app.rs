@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::config::{self, Config, ConfigError};
 use crate::metrics::ExporterMetrics;
+use crate::postfix::{self, QueueSummary};
 use crate::probe::limits::{Limiter, Limits};
 use crate::probe::tls::TlsContext;
 use crate::probe::{Engine, EngineError, Report};
@@ -114,6 +115,15 @@ pub struct App {
     state_file: Option<PathBuf>,
     /// Woken when the state changed and should be saved.
     state_changed: Notify,
+    /// The last reading of the Postfix queue; the lock makes concurrent scrapes share a reading.
+    queue: tokio::sync::Mutex<Option<QueueReading>>,
+}
+
+/// A reading of the Postfix queue, summarized for the configuration it was taken under.
+struct QueueReading {
+    summary: Arc<QueueSummary>,
+    taken: Instant,
+    under: Arc<Loaded>,
 }
 
 impl App {
@@ -149,6 +159,7 @@ impl App {
             next_id: AtomicU64::new(0),
             state_file,
             state_changed: Notify::new(),
+            queue: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -204,6 +215,52 @@ impl App {
                 self.metrics.config_loaded(false, SystemTime::now());
                 tracing::error!(file = %self.config_path.display(), error = %error, "configuration reload failed; keeping the running configuration");
                 Err(error)
+            }
+        }
+    }
+
+    /// The Postfix queue counted per connector: a reading younger than `max_age`, else a new
+    /// one. `None` without `postfix_queue`, or when reading failed (logged and counted in the
+    /// exporter's metrics: a failing queue never fails a scrape).
+    pub async fn postfix_queue(&self, max_age: std::time::Duration) -> Option<Arc<QueueSummary>> {
+        let loaded = self.loaded();
+        let settings = loaded.config.postfix_queue.as_ref()?;
+        let mut cached = self.queue.lock().await;
+        if let Some(reading) = cached.as_ref() {
+            if reading.taken.elapsed() <= max_age && Arc::ptr_eq(&reading.under, &loaded) {
+                return Some(reading.summary.clone());
+            }
+        }
+        match postfix::read_queue(&settings.command, settings.timeout).await {
+            Ok(queue) => {
+                if queue.truncated || queue.malformed > 0 {
+                    tracing::warn!(
+                        truncated = queue.truncated,
+                        malformed_lines = queue.malformed,
+                        "the Postfix queue was read only in part"
+                    );
+                }
+                if !queue.stderr.is_empty() {
+                    tracing::debug!(stderr = %queue.stderr, "the Postfix queue command wrote to standard error");
+                }
+                let summary = Arc::new(postfix::summarize(
+                    &queue,
+                    &loaded.config.connectors,
+                    SystemTime::now(),
+                ));
+                self.metrics.queue_read(Ok(()));
+                *cached = Some(QueueReading {
+                    summary: summary.clone(),
+                    taken: Instant::now(),
+                    under: loaded.clone(),
+                });
+                Some(summary)
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot read the Postfix queue");
+                self.metrics.queue_read(Err(error.kind()));
+                *cached = None;
+                None
             }
         }
     }

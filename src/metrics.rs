@@ -13,6 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::outcome::{Code, code_of};
+use crate::postfix::{QueueSummary, UNMATCHED};
 use crate::probe::Report;
 use crate::state::ConnectorState;
 
@@ -85,6 +86,7 @@ struct CertificateLabels {
 /// The metric families of connector probes, registered in one registry.
 pub struct ProbeMetrics {
     registry: Registry,
+    queue: QueueMetrics,
     success: Family<ConnectorLabels, FloatGauge>,
     status: Family<CodeLabels, FloatGauge>,
     failure_info: Family<FailureLabels, FloatGauge>,
@@ -182,6 +184,7 @@ impl ProbeMetrics {
                 "mailflow_last_success_timestamp_seconds",
                 "When the connector last delivered",
             ),
+            queue: QueueMetrics::register(&mut r),
             registry: r,
         }
     }
@@ -318,6 +321,11 @@ impl ProbeMetrics {
         }
     }
 
+    /// Adds the Postfix queue series of `connector`.
+    pub fn add_queue(&self, summary: &QueueSummary, connector: &str) {
+        self.queue.add(summary, connector);
+    }
+
     /// The text exposition of everything added.
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(4096);
@@ -335,6 +343,48 @@ where
     let metric = M::default();
     registry.register(name, help, metric.clone());
     metric
+}
+
+/// The Postfix queue's families (`postfix_queue`).
+pub struct QueueMetrics {
+    messages: Family<CodeLabels, FloatGauge>,
+    oldest_age: Family<ConnectorLabels, FloatGauge>,
+}
+
+impl QueueMetrics {
+    /// Registers the queue's families in `registry`.
+    fn register(registry: &mut Registry) -> Self {
+        QueueMetrics {
+            messages: register(
+                registry,
+                "mailflow_postfix_queue_messages",
+                "Messages in the Postfix queue, by connector and the code of their delay reason",
+            ),
+            oldest_age: register(
+                registry,
+                "mailflow_postfix_queue_oldest_age_seconds",
+                "Age of the oldest message in the Postfix queue for the connector",
+            ),
+        }
+    }
+
+    /// Adds the queue series of `connector` (a name or [`UNMATCHED`]); every failure code is
+    /// present, 0 when no message has it.
+    fn add(&self, summary: &QueueSummary, connector: &str) {
+        for code in Code::ALL.into_iter().filter(|c| *c != Code::Ok) {
+            self.messages
+                .get_or_create(&CodeLabels {
+                    connector: connector.to_owned(),
+                    code: code.as_str(),
+                })
+                .set(summary.count(connector, code) as f64);
+        }
+        self.oldest_age
+            .get_or_create(&ConnectorLabels {
+                connector: connector.to_owned(),
+            })
+            .set(summary.oldest_age(connector).unwrap_or(0) as f64);
+    }
 }
 
 /// The exposition formats a scrape can ask for.
@@ -407,6 +457,13 @@ pub struct ExporterMetrics {
     registry: Registry,
     reload_successful: FloatGauge,
     reload_success_timestamp: FloatGauge,
+    queue_read_success: FloatGauge,
+    queue_read_failures: Family<QueueFailureLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueFailureLabels {
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -447,6 +504,16 @@ impl ExporterMetrics {
                 "mailflow_config_last_reload_success_timestamp_seconds",
                 "When the configuration was last loaded successfully",
             ),
+            queue_read_success: register(
+                &mut registry,
+                "mailflow_postfix_queue_read_success",
+                "1 if the last reading of the Postfix queue worked",
+            ),
+            queue_read_failures: register(
+                &mut registry,
+                "mailflow_postfix_queue_read_failures",
+                "Readings of the Postfix queue that failed, by reason",
+            ),
             registry,
         }
     }
@@ -460,10 +527,39 @@ impl ExporterMetrics {
         }
     }
 
-    /// The text exposition of the exporter's metrics.
-    pub fn encode(&self) -> String {
+    /// Records a reading of the Postfix queue: `Err` carries the failure's bounded reason.
+    pub fn queue_read(&self, outcome: Result<(), &'static str>) {
+        match outcome {
+            Ok(()) => {
+                self.queue_read_success.set(1.0);
+            }
+            Err(reason) => {
+                self.queue_read_success.set(0.0);
+                self.queue_read_failures
+                    .get_or_create(&QueueFailureLabels { reason })
+                    .inc();
+            }
+        }
+    }
+
+    /// The text exposition of the exporter's metrics, with the Postfix queue of `connectors`
+    /// (plus the unmatched messages) when a reading is given.
+    pub fn encode<'a>(
+        &self,
+        queue: Option<(&QueueSummary, impl IntoIterator<Item = &'a str>)>,
+    ) -> String {
         let mut out = String::with_capacity(1024);
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);
+        if let Some((summary, connectors)) = queue {
+            let mut registry = Registry::default();
+            let metrics = QueueMetrics::register(&mut registry);
+            for connector in connectors.into_iter().chain([UNMATCHED]) {
+                metrics.add(summary, connector);
+            }
+            let _ = prometheus_client::encoding::text::encode_registry(&mut out, &registry);
+        }
+        let _ = prometheus_client::encoding::text::encode_eof(&mut out);
         out
     }
 }

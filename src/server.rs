@@ -27,6 +27,10 @@ const SCRAPE_TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
 const DEFAULT_SCRAPE_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long in-flight requests may take to finish once shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How old a Postfix queue reading may be for `/metrics` (concurrent scrapes share one).
+const METRICS_QUEUE_MAX_AGE: Duration = Duration::from_secs(1);
+/// How old a Postfix queue reading may be for `/probe`, where each connector is its own scrape.
+const PROBE_QUEUE_MAX_AGE: Duration = Duration::from_secs(30);
 /// How long a client may take for its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may take to send a request's headers.
@@ -151,7 +155,15 @@ async fn handle(app: &Arc<App>, request: Request<Incoming>) -> Response<Full<Byt
     let path = request.uri().path();
     match (request.method(), path) {
         (&Method::GET, "/probe") => probe(app, &request).await,
-        (&Method::GET, "/metrics") => metrics_response(&request, app.metrics().encode()),
+        (&Method::GET, "/metrics") => {
+            let queue = app.postfix_queue(METRICS_QUEUE_MAX_AGE).await;
+            let loaded = app.loaded();
+            let connectors = loaded.config.connectors.iter().map(|c| c.name.as_str());
+            let body = app
+                .metrics()
+                .encode(queue.as_deref().map(|summary| (summary, connectors)));
+            metrics_response(&request, body)
+        }
         (&Method::GET, "/sd") => service_discovery(app, &request),
         (&Method::GET | &Method::HEAD, "/-/healthy") => text(StatusCode::OK, "Healthy\n"),
         (&Method::GET | &Method::HEAD, "/-/ready") => text(StatusCode::OK, "Ready\n"),
@@ -203,8 +215,12 @@ async fn probe(app: &Arc<App>, request: &Request<Incoming>) -> Response<Full<Byt
         None => app.probe_all(deadline).await,
     };
     let metrics = ProbeMetrics::new();
+    let queue = app.postfix_queue(PROBE_QUEUE_MAX_AGE).await;
     for each in &probed {
         metrics.add(&each.report, &each.state, each.at);
+        if let Some(summary) = &queue {
+            metrics.add_queue(summary, &each.report.connector.name);
+        }
     }
     metrics_response(request, metrics.encode())
 }
