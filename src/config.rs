@@ -222,8 +222,18 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parses and validates configuration `text`; `path` names it in errors and anchors `ca_file`.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let raw: RawConfig = from_yaml(text, path).map_err(|p| ConfigError::Invalid(vec![p]))?;
+    Validator::new(path).validate(raw)
+}
+
+/// Deserializes YAML `text` (read from `path`) into `T`; the first problem names its line,
+/// column and key path. Shared by every YAML file the exporter reads.
+pub(crate) fn from_yaml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    path: &Path,
+) -> Result<T, Problem> {
     let mut key = String::new();
-    let raw: RawConfig = serde_saphyr::with_deserializer_from_str(text, |de| {
+    serde_saphyr::with_deserializer_from_str(text, |de| {
         serde_path_to_error::deserialize(de).map_err(|e| {
             // Spanned<T> shows up as a `.value` step; the file has no such key.
             key = e.path().to_string().replace(".value", "");
@@ -238,19 +248,18 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             .rsplit_once(" at line ")
             .map_or(message.as_str(), |(text, _)| text)
             .to_owned();
-        ConfigError::Invalid(vec![Problem {
+        Problem {
             path: path.to_owned(),
             line,
             column,
             key: if key.is_empty() || key == "." {
                 "(document)".to_owned()
             } else {
-                key.clone()
+                key
             },
             message,
-        }])
-    })?;
-    Validator::new(path).validate(raw)
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -719,8 +728,8 @@ fn parse_host(text: &str) -> Option<Host> {
     is_domain_name(text).then(|| Host::Name(text.trim_end_matches('.').to_ascii_lowercase()))
 }
 
-/// Whether `name` is a syntactically valid DNS host name.
-fn is_domain_name(name: &str) -> bool {
+/// Whether `name` is a syntactically valid DNS host name (a trailing dot is allowed).
+pub(crate) fn is_domain_name(name: &str) -> bool {
     let name = name.strip_suffix('.').unwrap_or(name);
     !name.is_empty()
         && name.len() <= 253
@@ -735,8 +744,8 @@ fn is_domain_name(name: &str) -> bool {
         })
 }
 
-/// `file` relative to the directory of the configuration file.
-fn resolve_relative(config_path: &Path, file: &Path) -> PathBuf {
+/// `file` relative to the directory of the configuration file that names it.
+pub(crate) fn resolve_relative(config_path: &Path, file: &Path) -> PathBuf {
     if file.is_absolute() {
         return file.to_owned();
     }

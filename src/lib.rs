@@ -24,4 +24,5 @@ pub mod report;
 pub mod server;
 pub mod state;
 pub mod state_file;
+mod tls_signatures;
 pub mod web;

@@ -200,17 +200,7 @@ pub(super) fn split_list(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Whether `name` is a DNS name as the configuration accepts it (no trailing dot).
+/// Whether `name` is a DNS name as the configuration accepts it, written without a trailing dot.
 fn is_domain_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        })
+    !name.ends_with('.') && crate::config::is_domain_name(name)
 }

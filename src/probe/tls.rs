@@ -23,6 +23,7 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::config::{TlsSettings, TrustAnchors};
 use crate::outcome::Reason;
+use crate::tls_signatures::HandshakeSignatures;
 
 /// The most certificate names kept for people.
 const MAX_NAMES: usize = 16;
@@ -50,7 +51,7 @@ impl TlsContext {
             .with_safe_default_protocol_versions()?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate {
-                provider: provider.clone(),
+                signatures: HandshakeSignatures::new(provider.clone()),
             }))
             .with_no_client_auth();
         // A probe never resumes a session: don't keep tickets.
@@ -319,7 +320,7 @@ fn classify_handshake_error(error: &std::io::Error) -> Reason {
 /// but verifies the handshake signatures, so the session is still bound to the presented key.
 #[derive(Debug)]
 struct AcceptAnyCertificate {
-    provider: Arc<CryptoProvider>,
+    signatures: HandshakeSignatures,
 }
 
 impl ServerCertVerifier for AcceptAnyCertificate {
@@ -340,12 +341,7 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -354,18 +350,11 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.signatures.schemes()
     }
 }
 

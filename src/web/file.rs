@@ -56,34 +56,7 @@ fn deserialize(text: &str, path: &Path) -> Result<RawWebConfig, Vec<Problem>> {
     {
         return Ok(RawWebConfig::default());
     }
-    let mut key = String::new();
-    serde_saphyr::with_deserializer_from_str(text, |de| {
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            // Spanned<T> shows up as a `.value` step; the file has no such key.
-            key = e.path().to_string().replace(".value", "");
-            e.into_inner()
-        })
-    })
-    .map_err(|e| {
-        let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-        // The message without the snippet, and without the location that Problem prints.
-        let message = e.without_snippet().to_string();
-        let message = message
-            .rsplit_once(" at line ")
-            .map_or(message.as_str(), |(text, _)| text)
-            .to_owned();
-        vec![Problem {
-            path: path.to_owned(),
-            line,
-            column,
-            key: if key.is_empty() || key == "." {
-                "(document)".to_owned()
-            } else {
-                key.clone()
-            },
-            message,
-        }]
-    })
+    crate::config::from_yaml(text, path).map_err(|problem| vec![problem])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -320,7 +293,7 @@ impl Checker<'_> {
     ) -> Option<T> {
         let (key, result) = match source {
             Source::File(file) => {
-                let resolved = resolve_relative(self.path, Path::new(&file.value));
+                let resolved = crate::config::resolve_relative(self.path, Path::new(&file.value));
                 let result = std::fs::read(&resolved)
                     .map_err(|e| format!("cannot read {}: {e}", resolved.display()))
                     .and_then(|bytes| {
@@ -549,14 +522,4 @@ impl Checker<'_> {
 /// A string setting, unless it is absent or empty (empty means unset, as in Go).
 fn set(setting: &Option<Spanned<String>>) -> Option<&Spanned<String>> {
     setting.as_ref().filter(|s| !s.value.is_empty())
-}
-
-/// `file` relative to the directory of the web configuration file.
-fn resolve_relative(config_path: &Path, file: &Path) -> PathBuf {
-    if file.is_absolute() {
-        return file.to_owned();
-    }
-    config_path
-        .parent()
-        .map_or_else(|| file.to_owned(), |dir| dir.join(file))
 }

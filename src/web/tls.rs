@@ -1,6 +1,7 @@
 //! The TLS side of the web configuration: PEM reading, client certificate policies and the
 //! rustls server configuration, built once per load.
 
+use crate::tls_signatures::HandshakeSignatures;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -169,7 +170,7 @@ fn client_verifier(
         ClientAuth::NoClientCert => return Ok(None),
         ClientAuth::RequestClientCert | ClientAuth::RequireAnyClientCert => {
             Arc::new(AcceptAnyClientCert {
-                provider: provider.clone(),
+                signatures: HandshakeSignatures::new(provider.clone()),
                 mandatory: settings.client_auth.requires_certificate(),
                 hints: roots.subjects(),
             })
@@ -200,8 +201,8 @@ fn client_verifier(
 /// handshake signatures are still checked, so the client holds the presented certificate's key.
 #[derive(Debug)]
 struct AcceptAnyClientCert {
-    /// Signature algorithms.
-    provider: Arc<CryptoProvider>,
+    /// Checks the handshake signatures.
+    signatures: HandshakeSignatures,
     /// Whether a certificate is required.
     mandatory: bool,
     /// The client CAs' subjects, sent as hints.
@@ -232,12 +233,7 @@ impl ClientCertVerifier for AcceptAnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -246,18 +242,11 @@ impl ClientCertVerifier for AcceptAnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.signatures.schemes()
     }
 }
 
