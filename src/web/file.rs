@@ -2,7 +2,7 @@
 //! problem reported with its file, line, column and key.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hyper::header::{HeaderName, HeaderValue};
 use serde::Deserialize;
