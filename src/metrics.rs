@@ -490,7 +490,7 @@ impl ExporterMetrics {
         build_info
             .get_or_create(&BuildLabels {
                 version: env!("CARGO_PKG_VERSION"),
-                revision: option_env!("MAILFLOW_REVISION").unwrap_or("unknown"),
+                revision: env!("MAILFLOW_REVISION"),
             })
             .set(1.0);
         ExporterMetrics {
