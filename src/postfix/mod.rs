@@ -2,13 +2,16 @@
 //! [`crate::outcome`] ([`classify`]), match messages to connectors and count them
 //! ([`summarize`]).
 //!
-//! Matching a recipient to a connector, in this order of checks (any one is enough):
-//! - its domain (after the last `@`, case-insensitive) is one of the connector's
-//!   `recipient_domains` (`*.example.com` matches the subdomains of example.com);
-//! - the next hop named in its delay reason ([`next_hop`]) is one of the connector's smart hosts
-//!   (by name, or by address for an IP-literal smart host);
-//! - for a connector that follows the MX of a domain, the recipient's domain or the next hop's
-//!   name is that domain.
+//! Matching a recipient to connectors:
+//! - first by domain: every connector whose `recipient_domains` holds the recipient's domain
+//!   (after the last `@`, case-insensitive; `*.example.com` matches the subdomains of
+//!   example.com) carries it;
+//! - only when no connector claims the domain, by route: the next hop named in its delay reason
+//!   ([`next_hop`]) is one of the connector's smart hosts (by name, or by address for an
+//!   IP-literal smart host; on the connector's port when the reason names a port), or, for a
+//!   connector that follows the MX of a domain, the recipient's domain or the next hop's name is
+//!   that domain. Reasons that name no host ("Server certificate not verified") can only be
+//!   matched by domain: give such connectors `recipient_domains`.
 //!
 //! A recipient that matches no connector is counted under the connector label [`UNMATCHED`]. The
 //! wordings and codes are listed in `docs/postfix-delay-reasons.md`.
@@ -104,11 +107,20 @@ pub fn summarize(queue: &Queue, connectors: &[Arc<Connector>], now: SystemTime) 
             let code = reason.map(classify);
             let hop = reason.and_then(next_hop);
             let domain = recipient_domain(&recipient.address);
+            // A recipient domain names its connectors; only without one does the next hop.
             let mut matched = false;
             for (index, connector) in connectors.iter().enumerate() {
-                if matches(connector, domain.as_deref(), hop.as_ref()) {
+                if matches_domain(connector, domain.as_deref()) {
                     matched = true;
                     add_target(&mut targets, index, code);
+                }
+            }
+            if !matched {
+                for (index, connector) in connectors.iter().enumerate() {
+                    if matches_hop(connector, domain.as_deref(), hop.as_ref()) {
+                        matched = true;
+                        add_target(&mut targets, index, code);
+                    }
                 }
             }
             if !matched {
@@ -150,23 +162,27 @@ fn add_target(targets: &mut Vec<(usize, Option<Code>)>, index: usize, code: Opti
     }
 }
 
-/// Whether a recipient with `domain`, whose delay reason named `hop`, goes through `connector`.
-fn matches(connector: &Connector, domain: Option<&str>, hop: Option<&NextHop>) -> bool {
-    let by_domain = domain.is_some_and(|domain| {
+/// Whether `connector` carries mail for a recipient in `domain` (its `recipient_domains`).
+fn matches_domain(connector: &Connector, domain: Option<&str>) -> bool {
+    domain.is_some_and(|domain| {
         connector
             .recipient_domains
             .iter()
             .any(|pattern| domain_matches(pattern, domain))
-    });
-    if by_domain {
-        return true;
-    }
+    })
+}
+
+/// Whether a recipient in `domain`, whose delay reason named `hop`, went through `connector`'s
+/// route: the hop is one of its smart hosts (on its port, when the reason names a port), or the
+/// domain or hop is the domain it follows the MX of.
+fn matches_hop(connector: &Connector, domain: Option<&str>, hop: Option<&NextHop>) -> bool {
     match &connector.route {
         Route::SmartHosts(hosts) => hop.is_some_and(|hop| {
-            hosts.iter().any(|host| match host {
-                Host::Name(name) => same_name(name, &hop.host),
-                Host::Ip(ip) => hop.address == Some(*ip) || hop.host.parse().ok() == Some(*ip),
-            })
+            hop.port.is_none_or(|port| port == connector.port)
+                && hosts.iter().any(|host| match host {
+                    Host::Name(name) => same_name(name, &hop.host),
+                    Host::Ip(ip) => hop.address == Some(*ip) || hop.host.parse().ok() == Some(*ip),
+                })
         }),
         Route::Mx(mx_domain) => {
             domain.is_some_and(|domain| same_name(mx_domain, domain))
@@ -208,6 +224,56 @@ mod tests {
     use super::*;
     use std::path::Path;
     use std::time::Duration;
+
+    #[test]
+    fn a_recipient_domain_wins_over_the_next_hop_and_ports_must_agree() {
+        let connectors = crate::config::parse(
+            "connectors:
+  - name: refused
+    smart_hosts: [127.0.0.1]
+    port: 44761
+    recipient_domains: [d-refused.test]
+  - name: hang
+    smart_hosts: [127.0.0.1]
+    port: 2525
+    recipient_domains: [d-hang.test]
+  - name: hop-only
+    smart_hosts: [127.0.0.1]
+    port: 2526
+",
+            Path::new("test.yml"),
+        )
+        .expect("config")
+        .connectors;
+        let line = |id: &str, rcpt: &str, reason: &str| {
+            format!(
+                "{{\"queue_name\":\"deferred\",\"queue_id\":\"{id}\",\"arrival_time\":{},\"message_size\":1,\"sender\":\"s@x.test\",\"recipients\":[{{\"address\":\"{rcpt}\",\"delay_reason\":\"{reason}\"}}]}}\n",
+                NOW - 60
+            )
+        };
+        let output = [
+            line("A1", "a@d-refused.test", "connect to 127.0.0.1[127.0.0.1]:44761: Connection refused"),
+            line("A2", "b@d-hang.test", "conversation with 127.0.0.1[127.0.0.1] timed out while receiving the initial server greeting"),
+            line("A3", "c@other.test", "connect to 127.0.0.1[127.0.0.1]:2526: Connection refused"),
+            line("A4", "d@other.test", "connect to 127.0.0.1[127.0.0.1]:9: Connection refused"),
+        ]
+        .concat();
+        let summary = summarize(
+            &parse_queue(output.as_bytes()),
+            &connectors,
+            UNIX_EPOCH + Duration::from_secs(NOW),
+        );
+        let counts: Vec<(&str, Code, u64)> = summary.counts().collect();
+        assert_eq!(
+            counts,
+            vec![
+                ("(unmatched)", Code::ConnectionRefused, 1),
+                ("hang", Code::ConnectionClosedAbruptly, 1),
+                ("hop-only", Code::ConnectionRefused, 1),
+                ("refused", Code::ConnectionRefused, 1),
+            ]
+        );
+    }
 
     const NOW: u64 = 1_795_470_000;
 
@@ -379,9 +445,9 @@ mod tests {
         let counts: Vec<_> = summary.counts().collect();
         assert_eq!(
             counts,
+            // c@d-refused.test went through busy's host, but its domain belongs to onprem.
             vec![
                 (UNMATCHED, Code::Other, 1),
-                ("busy", Code::CannotConnect, 1),
                 ("onprem", Code::ConnectionRefused, 1),
             ]
         );

@@ -97,6 +97,8 @@ pub struct NextHop {
     pub host: String,
     /// The address Postfix connected to; `None` when it did not get that far (DNS failures).
     pub address: Option<IpAddr>,
+    /// The port, when the reason names one (`connect to host[addr]:PORT: ...`).
+    pub port: Option<u16>,
 }
 
 /// The next hop named in a delay reason: `connect to mx.example.com[192.0.2.1]:25: ...` gives host
@@ -130,6 +132,7 @@ pub fn next_hop(delay_reason: &str) -> Option<NextHop> {
     Some(NextHop {
         host: normalise_host(name)?,
         address: None,
+        port: None,
     })
 }
 
@@ -261,9 +264,15 @@ fn bracketed_hop(rest: &str) -> Option<NextHop> {
         return None;
     }
     let address = rest[open + 1..close].parse().ok();
+    // `]:PORT:` follows in "connect to" reasons.
+    let port = rest[close + 1..]
+        .strip_prefix(':')
+        .and_then(|after| after.split(':').next())
+        .and_then(|digits| digits.parse().ok());
     Some(NextHop {
         host: normalise_host(host)?,
         address,
+        port,
     })
 }
 
@@ -286,11 +295,10 @@ mod tests {
             reason,
             "reason of {text:?}"
         );
-        let expected = hop.map(|(host, address)| NextHop {
-            host: host.to_owned(),
-            address: address.map(|a| a.parse().unwrap()),
-        });
-        assert_eq!(next_hop(text), expected, "next hop of {text:?}");
+        let expected =
+            hop.map(|(host, address)| (host.to_owned(), address.map(|a| a.parse().unwrap())));
+        let found = next_hop(text).map(|hop| (hop.host, hop.address));
+        assert_eq!(found, expected, "next hop of {text:?}");
     }
 
     // Captured from Postfix 3.7.11 (`postqueue -j`), loopback-only test servers.
@@ -700,8 +708,14 @@ mod tests {
             next_hop("connect to MX.Example.COM.[192.0.2.1]:25: Connection refused"),
             Some(NextHop {
                 host: "mx.example.com".into(),
-                address: Some("192.0.2.1".parse().unwrap())
+                address: Some("192.0.2.1".parse().unwrap()),
+                port: Some(25),
             })
+        );
+        assert_eq!(
+            next_hop("lost connection with mx.example.com[192.0.2.1] while receiving the initial server greeting")
+                .and_then(|hop| hop.port),
+            None
         );
     }
 
