@@ -272,8 +272,9 @@ impl Exporter {
 #[test]
 fn hostile_servers_are_classified_and_memory_stays_flat() {
     let servers: Vec<Server> = CASES.iter().map(|(_, h, ..)| Server::start(*h)).collect();
-    let mut config =
-        String::from("defaults:\n  timeout: 1500ms\n  helo_name: probe.hostile.test\nconnectors:\n");
+    let mut config = String::from(
+        "defaults:\n  timeout: 1500ms\n  helo_name: probe.hostile.test\nconnectors:\n",
+    );
     for ((name, _, tls, ..), server) in CASES.iter().zip(&servers) {
         config.push_str(&format!(
             "  - name: {name}\n    smart_hosts: [127.0.0.1]\n    port: {}\n    tls_settings: {tls}\n",

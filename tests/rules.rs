@@ -8,6 +8,8 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 
+use serde_json::Value;
+
 const RULES: &str = "alerts/mailflow.rules.yml";
 const RULE_TESTS: &str = "alerts/mailflow.rules.test.yml";
 const PROMETHEUS_CONFIG: &str = "config/prometheus.yml";
@@ -178,12 +180,12 @@ fn every_alert_fires_in_one_test_case_and_stays_silent_in_another() {
 #[test]
 fn dashboard_shows_every_metric_and_uses_the_variables() {
     let text = read(DASHBOARD);
-    let dashboard =
-        Json::parse(&text).unwrap_or_else(|e| panic!("{DASHBOARD} is not valid JSON: {e}"));
+    let dashboard: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{DASHBOARD} is not valid JSON: {e}"));
 
     let schema = dashboard
         .get("schemaVersion")
-        .and_then(Json::as_f64)
+        .and_then(Value::as_f64)
         .unwrap_or(0.0);
     assert!(
         schema >= 36.0,
@@ -193,37 +195,37 @@ fn dashboard_shows_every_metric_and_uses_the_variables() {
     let variables = dashboard
         .get("templating")
         .and_then(|t| t.get("list"))
-        .and_then(Json::as_array)
+        .and_then(Value::as_array)
         .unwrap_or_else(|| panic!("{DASHBOARD}: no templating.list"));
     let variable = |name: &str| {
         variables
             .iter()
-            .find(|v| v.get("name").and_then(Json::as_str) == Some(name))
+            .find(|v| v.get("name").and_then(Value::as_str) == Some(name))
             .unwrap_or_else(|| panic!("{DASHBOARD}: no variable `{name}`"))
     };
     let datasource = variable("datasource");
     assert_eq!(
-        datasource.get("type").and_then(Json::as_str),
+        datasource.get("type").and_then(Value::as_str),
         Some("datasource")
     );
     assert_eq!(
-        datasource.get("query").and_then(Json::as_str),
+        datasource.get("query").and_then(Value::as_str),
         Some("prometheus")
     );
     let connector = variable("connector");
-    assert_eq!(connector.get("type").and_then(Json::as_str), Some("query"));
+    assert_eq!(connector.get("type").and_then(Value::as_str), Some("query"));
     assert_eq!(
-        connector.get("multi").and_then(Json::as_bool),
+        connector.get("multi").and_then(Value::as_bool),
         Some(true),
         "connector: multi"
     );
     assert_eq!(
-        connector.get("includeAll").and_then(Json::as_bool),
+        connector.get("includeAll").and_then(Value::as_bool),
         Some(true),
         "connector: include all"
     );
     assert_eq!(
-        connector.get("definition").and_then(Json::as_str),
+        connector.get("definition").and_then(Value::as_str),
         Some("label_values(mailflow_probe_success, connector)")
     );
 
@@ -234,17 +236,22 @@ fn dashboard_shows_every_metric_and_uses_the_variables() {
     for panel in &panels {
         let title = panel
             .get("title")
-            .and_then(Json::as_str)
+            .and_then(Value::as_str)
             .unwrap_or("(untitled)");
-        for target in panel.get("targets").and_then(Json::as_array).unwrap_or(&[]) {
-            let Some(expr) = target.get("expr").and_then(Json::as_str) else {
+        for target in panel
+            .get("targets")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(expr) = target.get("expr").and_then(Value::as_str) else {
                 problems.push(format!("panel {title:?}: a target without expr"));
                 continue;
             };
             let uid = target
                 .get("datasource")
                 .and_then(|d| d.get("uid"))
-                .and_then(Json::as_str);
+                .and_then(Value::as_str);
             if uid != Some("${datasource}") {
                 problems.push(format!(
                     "panel {title:?}: target {expr:?} does not use ${{datasource}}"
@@ -266,10 +273,10 @@ fn dashboard_shows_every_metric_and_uses_the_variables() {
         }
     }
     let has_text_panel = panels.iter().any(|p| {
-        p.get("type").and_then(Json::as_str) == Some("text")
+        p.get("type").and_then(Value::as_str) == Some("text")
             && p.get("options")
                 .and_then(|o| o.get("content"))
-                .and_then(Json::as_str)
+                .and_then(Value::as_str)
                 .is_some_and(|c| c.contains("4.7.320"))
     });
     if !has_text_panel {
@@ -375,280 +382,20 @@ fn mentions_metric(expr: &str, metric: &str) -> bool {
 }
 
 /// All panels of a dashboard, including those nested in rows.
-fn collect_panels<'a>(node: &'a Json, out: &mut Vec<&'a Json>) {
-    for panel in node.get("panels").and_then(Json::as_array).unwrap_or(&[]) {
+fn collect_panels<'a>(node: &'a Value, out: &mut Vec<&'a Value>) {
+    for panel in node
+        .get("panels")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         out.push(panel);
         collect_panels(panel, out);
     }
 }
 
-/// A JSON value: just enough of a parser to read the dashboard without extra crates.
-#[derive(Debug)]
-enum Json {
-    Null,
-    Bool(bool),
-    Number(f64),
-    String(String),
-    Array(Vec<Json>),
-    Object(Vec<(String, Json)>),
-}
-
-impl Json {
-    fn parse(text: &str) -> Result<Json, String> {
-        let mut parser = Parser {
-            bytes: text.as_bytes(),
-            at: 0,
-        };
-        let value = parser.value()?;
-        parser.skip_whitespace();
-        if parser.at != parser.bytes.len() {
-            return Err(parser.error("trailing characters"));
-        }
-        Ok(value)
-    }
-
-    fn get(&self, key: &str) -> Option<&Json> {
-        match self {
-            Json::Object(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-            _ => None,
-        }
-    }
-
-    fn as_str(&self) -> Option<&str> {
-        match self {
-            Json::String(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    fn as_f64(&self) -> Option<f64> {
-        match self {
-            Json::Number(n) => Some(*n),
-            _ => None,
-        }
-    }
-
-    fn as_bool(&self) -> Option<bool> {
-        match self {
-            Json::Bool(b) => Some(*b),
-            _ => None,
-        }
-    }
-
-    fn as_array(&self) -> Option<&[Json]> {
-        match self {
-            Json::Array(items) => Some(items),
-            _ => None,
-        }
-    }
-}
-
-struct Parser<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Parser<'_> {
-    fn error(&self, what: &str) -> String {
-        let line = self.bytes[..self.at.min(self.bytes.len())]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1;
-        format!("{what} at byte {} (line {line})", self.at)
-    }
-
-    fn skip_whitespace(&mut self) {
-        while self
-            .bytes
-            .get(self.at)
-            .is_some_and(|b| b" \t\r\n".contains(b))
-        {
-            self.at += 1;
-        }
-    }
-
-    fn expect(&mut self, literal: &str) -> Result<(), String> {
-        if self.bytes[self.at..].starts_with(literal.as_bytes()) {
-            self.at += literal.len();
-            Ok(())
-        } else {
-            Err(self.error(&format!("expected `{literal}`")))
-        }
-    }
-
-    fn value(&mut self) -> Result<Json, String> {
-        self.skip_whitespace();
-        match self.bytes.get(self.at) {
-            Some(b'{') => self.object(),
-            Some(b'[') => self.array(),
-            Some(b'"') => self.string().map(Json::String),
-            Some(b't') => self.expect("true").map(|()| Json::Bool(true)),
-            Some(b'f') => self.expect("false").map(|()| Json::Bool(false)),
-            Some(b'n') => self.expect("null").map(|()| Json::Null),
-            Some(b'-' | b'0'..=b'9') => self.number(),
-            _ => Err(self.error("expected a value")),
-        }
-    }
-
-    fn object(&mut self) -> Result<Json, String> {
-        self.expect("{")?;
-        let mut fields = Vec::new();
-        self.skip_whitespace();
-        if self.bytes.get(self.at) == Some(&b'}') {
-            self.at += 1;
-            return Ok(Json::Object(fields));
-        }
-        loop {
-            self.skip_whitespace();
-            let key = self.string()?;
-            self.skip_whitespace();
-            self.expect(":")?;
-            fields.push((key, self.value()?));
-            self.skip_whitespace();
-            match self.bytes.get(self.at) {
-                Some(b',') => self.at += 1,
-                Some(b'}') => {
-                    self.at += 1;
-                    return Ok(Json::Object(fields));
-                }
-                _ => return Err(self.error("expected `,` or `}`")),
-            }
-        }
-    }
-
-    fn array(&mut self) -> Result<Json, String> {
-        self.expect("[")?;
-        let mut items = Vec::new();
-        self.skip_whitespace();
-        if self.bytes.get(self.at) == Some(&b']') {
-            self.at += 1;
-            return Ok(Json::Array(items));
-        }
-        loop {
-            items.push(self.value()?);
-            self.skip_whitespace();
-            match self.bytes.get(self.at) {
-                Some(b',') => self.at += 1,
-                Some(b']') => {
-                    self.at += 1;
-                    return Ok(Json::Array(items));
-                }
-                _ => return Err(self.error("expected `,` or `]`")),
-            }
-        }
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        self.expect("\"")?;
-        let mut out = String::new();
-        loop {
-            let start = self.at;
-            while self
-                .bytes
-                .get(self.at)
-                .is_some_and(|&b| b != b'"' && b != b'\\' && b >= 0x20)
-            {
-                self.at += 1;
-            }
-            out.push_str(
-                std::str::from_utf8(&self.bytes[start..self.at])
-                    .map_err(|_| self.error("invalid UTF-8"))?,
-            );
-            match self.bytes.get(self.at) {
-                Some(b'"') => {
-                    self.at += 1;
-                    return Ok(out);
-                }
-                Some(b'\\') => {
-                    self.at += 1;
-                    let escaped = match self.bytes.get(self.at) {
-                        Some(b'"') => '"',
-                        Some(b'\\') => '\\',
-                        Some(b'/') => '/',
-                        Some(b'b') => '\u{8}',
-                        Some(b'f') => '\u{c}',
-                        Some(b'n') => '\n',
-                        Some(b'r') => '\r',
-                        Some(b't') => '\t',
-                        Some(b'u') => {
-                            let code = self.hex4()?;
-                            let code = if (0xD800..0xDC00).contains(&code) {
-                                self.at += 1;
-                                self.expect("\\u")?;
-                                self.at -= 1; // hex4 expects to stand on the `u`
-                                let low = self.hex4()?;
-                                0x10000
-                                    + ((code - 0xD800) << 10)
-                                    + (low.wrapping_sub(0xDC00) & 0x3FF)
-                            } else {
-                                code
-                            };
-                            char::from_u32(code).ok_or_else(|| self.error("invalid \\u escape"))?
-                        }
-                        _ => return Err(self.error("invalid escape")),
-                    };
-                    self.at += 1;
-                    out.push(escaped);
-                }
-                _ => return Err(self.error("unterminated string or control character")),
-            }
-        }
-    }
-
-    /// Reads the four hex digits after the `u` the parser stands on; leaves it on the last one.
-    fn hex4(&mut self) -> Result<u32, String> {
-        let digits = self
-            .bytes
-            .get(self.at + 1..self.at + 5)
-            .ok_or_else(|| self.error("short \\u escape"))?;
-        let digits = std::str::from_utf8(digits).map_err(|_| self.error("invalid \\u escape"))?;
-        let code = u32::from_str_radix(digits, 16).map_err(|_| self.error("invalid \\u escape"))?;
-        self.at += 4;
-        Ok(code)
-    }
-
-    fn number(&mut self) -> Result<Json, String> {
-        let start = self.at;
-        while self
-            .bytes
-            .get(self.at)
-            .is_some_and(|b| b"+-.eE0123456789".contains(b))
-        {
-            self.at += 1;
-        }
-        std::str::from_utf8(&self.bytes[start..self.at])
-            .ok()
-            .and_then(|s| s.parse::<f64>().ok())
-            .map(Json::Number)
-            .ok_or_else(|| self.error("invalid number"))
-    }
-}
-
 #[test]
-fn json_parser_reads_what_the_dashboard_needs() {
-    let value = Json::parse(
-        r#" {"a": [1, -2.5e3, true, false, null], "b": "x\"\\\n\u00e9\ud83d\ude00", "c": {}} "#,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        value.get("b").and_then(Json::as_str),
-        Some("x\"\\\n\u{e9}\u{1F600}")
-    );
-    assert_eq!(
-        value.get("a").and_then(Json::as_array).map(<[Json]>::len),
-        Some(5)
-    );
-    assert!(matches!(
-        value
-            .get("a")
-            .and_then(Json::as_array)
-            .and_then(|a| a.get(4)),
-        Some(Json::Null)
-    ));
-    assert!(Json::parse("{\"a\": 1,}").is_err());
-    assert!(Json::parse("[1] 2").is_err());
-    assert!(Json::parse("\"open").is_err());
+fn helpers_match_metrics_and_anchors() {
     assert!(mentions_metric(
         "rate(mailflow_probes_total[5m])",
         "mailflow_probes_total"

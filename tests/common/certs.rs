@@ -167,86 +167,46 @@ fn build(dir: &Path) -> Certs {
     std::fs::write(&other_ca_file, &other_ca.pem).expect("write other CA");
 
     let good_names: &[&str] = &["localhost", "mx.mf.test", "127.0.0.1"];
-    let spec = |file, common_name, names, not_before, not_after, serial| LeafSpec {
-        file,
-        common_name,
-        names,
-        not_before,
-        not_after,
-        serial,
-    };
-    let (valid, valid_der) = leaf(
-        dir,
-        &spec(
-            "valid",
-            "valid.mailflow-fixture",
-            good_names,
-            (2020, 1, 1),
-            LEAF_NOT_AFTER,
-            0x1001,
-        ),
+    let usual = ((2020, 1, 1), LEAF_NOT_AFTER);
+    // Each leaf: its file name (also the first label of its common name), names, validity,
+    // serial and issuer (None: self-signed).
+    let make =
+        |file: &str, names: &[&str], validity: ((i32, u8, u8), (i32, u8, u8)), serial, issuer| {
+            let common_name = format!("{file}.mailflow-fixture");
+            let spec = LeafSpec {
+                file,
+                common_name: &common_name,
+                names,
+                not_before: validity.0,
+                not_after: validity.1,
+                serial,
+            };
+            leaf(dir, &spec, issuer)
+        };
+    let (valid, valid_der) = make("valid", good_names, usual, 0x1001, Some(&test_ca));
+    let (expired, _) = make(
+        "expired",
+        good_names,
+        ((2020, 1, 1), (2021, 1, 1)),
+        0x1002,
         Some(&test_ca),
     );
-    let (expired, _) = leaf(
-        dir,
-        &spec(
-            "expired",
-            "expired.mailflow-fixture",
-            good_names,
-            (2020, 1, 1),
-            (2021, 1, 1),
-            0x1002,
-        ),
+    let (notyet, _) = make(
+        "notyet",
+        good_names,
+        ((2099, 1, 1), (2100, 1, 1)),
+        0x1003,
         Some(&test_ca),
     );
-    let (notyet, _) = leaf(
-        dir,
-        &spec(
-            "notyet",
-            "notyet.mailflow-fixture",
-            good_names,
-            (2099, 1, 1),
-            (2100, 1, 1),
-            0x1003,
-        ),
+    let (wrongname, _) = make(
+        "wrongname",
+        &["wrong.example"],
+        usual,
+        0x1004,
         Some(&test_ca),
     );
-    let (wrongname, _) = leaf(
-        dir,
-        &spec(
-            "wrongname",
-            "wrongname.mailflow-fixture",
-            &["wrong.example"],
-            (2020, 1, 1),
-            LEAF_NOT_AFTER,
-            0x1004,
-        ),
-        Some(&test_ca),
-    );
-    let (untrusted, _) = leaf(
-        dir,
-        &spec(
-            "untrusted",
-            "untrusted.mailflow-fixture",
-            good_names,
-            (2020, 1, 1),
-            LEAF_NOT_AFTER,
-            0x1005,
-        ),
-        Some(&other_ca),
-    );
-    let (selfsigned, _) = leaf(
-        dir,
-        &spec(
-            "selfsigned",
-            "selfsigned.mailflow-fixture",
-            good_names,
-            (2020, 1, 1),
-            LEAF_NOT_AFTER,
-            0x1006,
-        ),
-        None,
-    );
+    let (untrusted, _) = make("untrusted", good_names, usual, 0x1005, Some(&other_ca));
+    let (selfsigned, _) = make("selfsigned", good_names, usual, 0x1006, None);
 
     // The valid leaf with the last byte of its signature changed: still well-formed DER, the
     // same public key (so Postfix loads it with the valid key), but the CA's signature no longer

@@ -82,70 +82,68 @@ pub fn dns() -> &'static Dns {
 pub fn silent() -> SocketAddr {
     static SILENT: OnceLock<SocketAddr> = OnceLock::new();
     *SILENT.get_or_init(|| {
-        for _ in 0..20 {
-            let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-            let addr = udp.local_addr().expect("addr");
-            let Ok(tcp) = TcpListener::bind(addr) else {
-                continue;
-            };
-            // Keep both sockets alive for the life of the process; read nothing, answer nothing.
-            std::thread::spawn(move || {
-                let _udp = udp;
-                let mut held = Vec::new();
-                for s in tcp.incoming().flatten().take(1000) {
-                    held.push(s);
-                }
-            });
-            return addr;
-        }
-        panic!("no port free for both UDP and TCP");
+        let (udp, tcp, addr) = udp_and_tcp();
+        // Keep both sockets alive for the life of the process; read nothing, answer nothing.
+        std::thread::spawn(move || {
+            let _udp = udp;
+            let mut held = Vec::new();
+            for s in tcp.incoming().flatten().take(1000) {
+                held.push(s);
+            }
+        });
+        addr
     })
+}
+
+/// A UDP socket and a TCP listener on the same free port of 127.0.0.1.
+fn udp_and_tcp() -> (UdpSocket, TcpListener, SocketAddr) {
+    for _ in 0..20 {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let addr = udp.local_addr().expect("addr");
+        if let Ok(tcp) = TcpListener::bind(addr) {
+            return (udp, tcp, addr);
+        }
+    }
+    panic!("no port free for both UDP and TCP");
 }
 
 /// An upstream that answers every query with SERVFAIL (UDP and TCP on one port).
 fn servfail_upstream() -> SocketAddr {
-    for _ in 0..20 {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let addr = udp.local_addr().expect("addr");
-        let Ok(tcp) = TcpListener::bind(addr) else {
-            continue;
-        };
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok((n, from)) = udp.recv_from(&mut buf) {
-                if let Some(reply) = servfail_reply(&buf[..n]) {
-                    let _ = udp.send_to(&reply, from);
-                }
+    let (udp, tcp, addr) = udp_and_tcp();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok((n, from)) = udp.recv_from(&mut buf) {
+            if let Some(reply) = servfail_reply(&buf[..n]) {
+                let _ = udp.send_to(&reply, from);
             }
-        });
-        std::thread::spawn(move || {
-            for mut s in tcp.incoming().flatten() {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                std::thread::spawn(move || {
-                    for _ in 0..100 {
-                        let mut len = [0u8; 2];
-                        if s.read_exact(&mut len).is_err() {
-                            return;
-                        }
-                        let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
-                        if s.read_exact(&mut q).is_err() {
-                            return;
-                        }
-                        let Some(reply) = servfail_reply(&q) else {
-                            return;
-                        };
-                        let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
-                        framed.extend_from_slice(&reply);
-                        if s.write_all(&framed).is_err() {
-                            return;
-                        }
+        }
+    });
+    std::thread::spawn(move || {
+        for mut s in tcp.incoming().flatten() {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            std::thread::spawn(move || {
+                for _ in 0..100 {
+                    let mut len = [0u8; 2];
+                    if s.read_exact(&mut len).is_err() {
+                        return;
                     }
-                });
-            }
-        });
-        return addr;
-    }
-    panic!("no port free for both UDP and TCP");
+                    let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                    if s.read_exact(&mut q).is_err() {
+                        return;
+                    }
+                    let Some(reply) = servfail_reply(&q) else {
+                        return;
+                    };
+                    let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
+                    framed.extend_from_slice(&reply);
+                    if s.write_all(&framed).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
 }
 
 /// The query's header and question, flagged as a response with rcode 2 (SERVFAIL).
@@ -285,6 +283,21 @@ pub struct Answer {
     pub records: Vec<Record>,
 }
 
+/// A query message: header (`id`, recursion desired, one question), then the question for
+/// `name` (class IN).
+fn question(id: u16, name: &str, qtype: u16) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.trim_end_matches('.').split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.push(0);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&1u16.to_be_bytes());
+    q
+}
+
 /// Ask `server` one question over UDP (for the fixture self-checks).
 pub fn query(
     server: SocketAddr,
@@ -294,17 +307,7 @@ pub fn query(
 ) -> std::io::Result<Answer> {
     let sock = UdpSocket::bind("127.0.0.1:0")?;
     sock.set_read_timeout(Some(timeout))?;
-    let id: u16 = (std::process::id() as u16) ^ 0x5a5a;
-    let mut q = Vec::new();
-    q.extend_from_slice(&id.to_be_bytes());
-    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.trim_end_matches('.').split('.') {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.push(0);
-    q.extend_from_slice(&qtype.to_be_bytes());
-    q.extend_from_slice(&1u16.to_be_bytes());
+    let q = question((std::process::id() as u16) ^ 0x5a5a, name, qtype);
     sock.send_to(&q, server)?;
     let mut buf = [0u8; 4096];
     let (n, _) = sock.recv_from(&mut buf)?;
@@ -373,14 +376,7 @@ fn read_name(msg: &[u8], mut i: usize) -> Option<(String, usize)> {
 pub fn query_tcp_rcode(server: SocketAddr, name: &str, qtype: u16) -> std::io::Result<u8> {
     let mut s = TcpStream::connect_timeout(&server, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(3)))?;
-    let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
-    for label in name.split('.') {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.push(0);
-    q.extend_from_slice(&qtype.to_be_bytes());
-    q.extend_from_slice(&1u16.to_be_bytes());
+    let q = question(0x1234, name, qtype);
     let mut framed = (q.len() as u16).to_be_bytes().to_vec();
     framed.extend_from_slice(&q);
     s.write_all(&framed)?;

@@ -31,6 +31,8 @@ pub struct Exporter {
     pub config_file: PathBuf,
     log: Arc<Mutex<Vec<String>>>,
     netns: Option<String>,
+    /// Extra command-line arguments, kept for `restart`.
+    args: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -38,78 +40,58 @@ impl Exporter {
     /// Start the exporter on `yaml`; panics (with its output) if it does not log its address
     /// within 30 s.
     pub fn start(yaml: &str) -> Exporter {
-        Exporter::spawn(yaml, None)
+        Exporter::spawn(yaml, None, &[])
+    }
+
+    /// Start the exporter with extra command-line arguments (e.g. `["--state.file", F]`).
+    pub fn start_with_args(yaml: &str, args: &[&str]) -> Exporter {
+        Exporter::spawn(yaml, None, args)
     }
 
     /// Start the exporter inside a network namespace (scraped with curl from inside it).
     pub fn start_in(ns: &Netns, yaml: &str) -> Exporter {
-        Exporter::spawn(yaml, Some(ns))
+        Exporter::spawn(yaml, Some(ns), &[])
     }
 
-    fn spawn(yaml: &str, ns: Option<&Netns>) -> Exporter {
+    fn spawn(yaml: &str, ns: Option<&Netns>, args: &[&str]) -> Exporter {
         let dir = tempfile::Builder::new()
             .prefix("mailflow-exporter-")
             .tempdir()
             .expect("tempdir");
         let config_file = dir.path().join("mailflow.yml");
         std::fs::write(&config_file, yaml).expect("write config");
-        let mut cmd = match ns {
-            Some(ns) => ns.command(BIN),
-            None => Command::new(BIN),
-        };
-        cmd.arg("--config.file")
-            .arg(&config_file)
-            .args([
-                "--web.listen-address",
-                "127.0.0.1:0",
-                "--log.level",
-                "debug",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {BIN}: {e}"));
+        let netns = ns.map(|n| n.name.clone());
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let out: Box<dyn Read + Send> = Box::new(child.stdout.take().expect("stdout"));
-        let err: Box<dyn Read + Send> = Box::new(child.stderr.take().expect("stderr"));
-        for stream in [out, err] {
-            let log = Arc::clone(&log);
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    if line.contains("listening") {
-                        if let Some(addr) = address_field(&line) {
-                            let _ = tx.send(addr);
-                        }
-                    }
-                    if let Ok(mut l) = log.lock() {
-                        l.push(line);
-                    }
-                }
-            });
-        }
+        let (child, rx) = launch(&config_file, netns.as_deref(), &args, &log);
         let mut exporter = Exporter {
             child,
             addr: ([127, 0, 0, 1], 0).into(),
             config_file,
             log,
-            netns: ns.map(|n| n.name.clone()),
+            netns,
+            args,
             _dir: dir,
         };
+        exporter.wait_listening(&rx, yaml);
+        exporter
+    }
+
+    /// Wait for the `listening` log line and take the address from it; panics after 30 s or
+    /// when the process exits first.
+    fn wait_listening(&mut self, rx: &mpsc::Receiver<SocketAddr>, yaml: &str) {
         for _ in 0..300 {
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(addr) => {
-                    exporter.addr = addr;
-                    return exporter;
+                    self.addr = addr;
+                    return;
                 }
                 Err(_) => {
-                    if let Ok(Some(status)) = exporter.child.try_wait() {
+                    if let Ok(Some(status)) = self.child.try_wait() {
                         std::thread::sleep(Duration::from_millis(100));
                         panic!(
                             "the exporter exited ({status}) before listening; config:\n{yaml}\noutput:\n{}",
-                            exporter.logs()
+                            self.logs()
                         );
                     }
                 }
@@ -117,8 +99,33 @@ impl Exporter {
         }
         panic!(
             "the exporter logged no `listening ... address=IP:PORT` line in 30 s; output:\n{}",
-            exporter.logs()
+            self.logs()
         );
+    }
+
+    /// Kill the process with SIGKILL (no graceful shutdown, no final state write) and reap it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Start the binary again on the same config file and arguments (after `kill`, or it kills
+    /// the running one first); it listens on a new port. Its log follows the old one's, after a
+    /// `--- restarted ---` line.
+    pub fn restart(&mut self) {
+        self.kill();
+        if let Ok(mut l) = self.log.lock() {
+            l.push("--- restarted ---".to_string());
+        }
+        let (child, rx) = launch(
+            &self.config_file,
+            self.netns.as_deref(),
+            &self.args,
+            &self.log,
+        );
+        self.child = child;
+        let yaml = std::fs::read_to_string(&self.config_file).unwrap_or_default();
+        self.wait_listening(&rx, &yaml);
     }
 
     /// Everything it logged so far.
@@ -179,9 +186,8 @@ impl Exporter {
             )
         };
         let set: Vec<String> = m
-            .all("mailflow_probe_status", &[("connector", connector)])
+            .ones("mailflow_probe_status", &[("connector", connector)])
             .into_iter()
-            .filter(|s| s.value == 1.0)
             .map(|s| s.label("code").unwrap_or_default().to_string())
             .collect();
         assert_eq!(
@@ -229,6 +235,58 @@ impl Drop for Exporter {
     }
 }
 
+/// Spawn the binary on `config_file` (inside namespace `ns` if given) with extra `args`; its
+/// output lines go to `log`, and the address of its `listening` line to the receiver.
+fn launch(
+    config_file: &Path,
+    ns: Option<&str>,
+    args: &[String],
+    log: &Arc<Mutex<Vec<String>>>,
+) -> (Child, mpsc::Receiver<SocketAddr>) {
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, BIN]);
+            c
+        }
+        None => Command::new(BIN),
+    };
+    cmd.arg("--config.file")
+        .arg(config_file)
+        .args([
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--log.level",
+            "debug",
+        ])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {BIN}: {e}"));
+    let (tx, rx) = mpsc::channel();
+    let out: Box<dyn Read + Send> = Box::new(child.stdout.take().expect("stdout"));
+    let err: Box<dyn Read + Send> = Box::new(child.stderr.take().expect("stderr"));
+    for stream in [out, err] {
+        let log = Arc::clone(log);
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("listening") {
+                    if let Some(addr) = address_field(&line) {
+                        let _ = tx.send(addr);
+                    }
+                }
+                if let Ok(mut l) = log.lock() {
+                    l.push(line);
+                }
+            }
+        });
+    }
+    (child, rx)
+}
+
 /// The last `n` lines of `text`.
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
@@ -269,6 +327,15 @@ fn curl_in(
     }
     // curl -i prints the head as received and the body decoded.
     http::parse(&out.stdout)
+}
+
+/// A finished command's standard output followed by its standard error.
+pub fn combined_output(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// Run a subcommand of the binary, e.g. `["probe", "c", "--config.file", F]`; at most 60 s.
@@ -352,5 +419,31 @@ pub fn probe_one(
 ) -> (Exporter, Metrics) {
     let e = Exporter::start(&config(false, &[entry]));
     let m = e.expect(name, code, phase, reason);
+    (e, m)
+}
+
+/// One connector entry, its name, and its expected code, phase and reason (`("ok", "", "")`).
+pub type Case<'a> = (String, &'a str, (&'a str, &'a str, &'a str));
+
+/// The case of a connector to `127.0.0.1:port` (see `local`).
+pub fn local_case<'a>(
+    name: &'a str,
+    port: u16,
+    extra: &[(&str, &str)],
+    outcome: (&'a str, &'a str, &'a str),
+) -> Case<'a> {
+    (local(name, port, extra), name, outcome)
+}
+
+/// Start one exporter on all the entries (with the test nameserver if `dns`), probe them all at
+/// once (`GET /probe` runs the probes concurrently) and assert each outcome.
+#[track_caller]
+pub fn probe_all(dns: bool, cases: &[Case<'_>]) -> (Exporter, Metrics) {
+    let entries: Vec<String> = cases.iter().map(|(entry, _, _)| entry.clone()).collect();
+    let e = Exporter::start(&config(dns, &entries));
+    let m = e.probe_path("/probe");
+    for (_, name, (code, phase, reason)) in cases {
+        e.assert_outcome(&m, name, code, phase, reason);
+    }
     (e, m)
 }

@@ -92,6 +92,15 @@ impl Metrics {
             .collect()
     }
 
+    /// The samples `all` finds whose value is 1 (the set members of a state set, the info
+    /// series in force).
+    pub fn ones(&self, name: &str, labels: &[(&str, &str)]) -> Vec<&Sample> {
+        self.all(name, labels)
+            .into_iter()
+            .filter(|s| s.value == 1.0)
+            .collect()
+    }
+
     /// The value of the one sample named `name` that carries `labels`; None if there is none.
     /// Panics if several match (the labels given are ambiguous).
     pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
@@ -118,11 +127,7 @@ impl Metrics {
 
     /// The code whose `mailflow_probe_status` is 1; panics unless exactly one is.
     pub fn code(&self, connector: &str) -> String {
-        let set: Vec<&Sample> = self
-            .all("mailflow_probe_status", &[("connector", connector)])
-            .into_iter()
-            .filter(|s| s.value == 1.0)
-            .collect();
+        let set = self.ones("mailflow_probe_status", &[("connector", connector)]);
         assert_eq!(
             set.len(),
             1,
@@ -134,14 +139,10 @@ impl Metrics {
 
     /// The code whose `mailflow_target_status` is 1 for one address; panics unless exactly one is.
     pub fn target_code(&self, connector: &str, address: &str) -> String {
-        let set: Vec<&Sample> = self
-            .all(
-                "mailflow_target_status",
-                &[("connector", connector), ("address", address)],
-            )
-            .into_iter()
-            .filter(|s| s.value == 1.0)
-            .collect();
+        let set = self.ones(
+            "mailflow_target_status",
+            &[("connector", connector), ("address", address)],
+        );
         assert_eq!(
             set.len(),
             1,
@@ -154,11 +155,7 @@ impl Metrics {
 
     /// The failure info series with value 1 for `connector`, if any; panics if several.
     pub fn failure(&self, connector: &str) -> Option<Failure> {
-        let set: Vec<&Sample> = self
-            .all("mailflow_probe_failure_info", &[("connector", connector)])
-            .into_iter()
-            .filter(|s| s.value == 1.0)
-            .collect();
+        let set = self.ones("mailflow_probe_failure_info", &[("connector", connector)]);
         match set.as_slice() {
             [] => None,
             [s] => Some(Failure {

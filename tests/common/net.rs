@@ -3,19 +3,35 @@
 //!
 //! Only loopback addresses are ever connected to; the namespaces are created (and deleted) here.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Output};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// A TCP port on `ip` that nothing listens on: bound once by the OS, then closed. A connect to it
-/// is refused (RST).
+/// A TCP port on `ip` that nothing listens on: a connect to it is refused (RST).
+///
+/// The port stays bound, without `listen`, by a socket without `SO_REUSEADDR` that lives as long
+/// as the test binary: no other test can bind it meanwhile (a port merely closed again could be
+/// handed to the next `bind(…:0)` of a parallel test, which would then answer).
 pub fn closed_port(ip: &str) -> u16 {
-    let listener = TcpListener::bind((ip, 0)).expect("bind a port to close");
-    let port = listener.local_addr().expect("local addr").port();
-    drop(listener);
+    static HELD: Mutex<Vec<Socket>> = Mutex::new(Vec::new());
+    let ip: IpAddr = ip.parse().expect("an IP address");
+    let socket =
+        Socket::new(Domain::for_address((ip, 0).into()), Type::STREAM, None).expect("socket");
+    let addr: SocketAddr = (ip, 0).into();
+    socket
+        .bind(&addr.into())
+        .expect("bind a port to keep closed");
+    let port = socket
+        .local_addr()
+        .expect("local addr")
+        .as_socket()
+        .expect("inet addr")
+        .port();
+    HELD.lock().unwrap_or_else(|e| e.into_inner()).push(socket);
     port
 }
 

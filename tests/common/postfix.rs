@@ -70,6 +70,20 @@ pub fn postfix() -> &'static Postfix {
     POSTFIX.get_or_init(start)
 }
 
+/// A connector to a Postfix listener at 127.0.0.1, trusting the test CA.
+pub fn postfix_connector(name: &str, listener: &str, tls: &str, extra: &[(&str, &str)]) -> String {
+    let port = postfix().port(listener).to_string();
+    let ca = certs().ca_file.display().to_string();
+    let mut fields: Vec<(&str, &str)> = vec![
+        ("smart_hosts", "[127.0.0.1]"),
+        ("port", &port),
+        ("tls_settings", tls),
+        ("ca_file", &ca),
+    ];
+    fields.extend_from_slice(extra);
+    super::exporter::connector(name, &fields)
+}
+
 fn tls_options(leaf: &Leaf) -> String {
     format!(
         "-o smtpd_tls_security_level=may -o smtpd_tls_cert_file={} -o smtpd_tls_key_file={}",

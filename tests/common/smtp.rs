@@ -44,6 +44,13 @@ impl Server {
         Ok(Server::with_listener(listener, handler))
     }
 
+    /// Listen on `ip`, a free port, and greet every connection with `421` (service not
+    /// available), and nothing more.
+    pub fn greeting_421_on(ip: &str) -> Server {
+        Server::start_on(ip, 0, |c| c.line("421 4.3.2 Service not available"))
+            .unwrap_or_else(|e| panic!("bind {ip}: {e}"))
+    }
+
     /// Serve a standard dialogue.
     pub fn dialogue(d: Dialogue) -> Server {
         Server::start(move |c| {

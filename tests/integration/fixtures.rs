@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::certs::certs;
 use crate::common::dns::{self, Record, TYPE_A, TYPE_AAAA, TYPE_MX, dns, query};
-use crate::common::exporter::run_with_timeout;
+use crate::common::exporter::{combined_output, run_with_timeout};
 use crate::common::net::{FullBacklog, Netns, closed_port};
 use crate::common::postfix::postfix;
 
@@ -22,29 +22,21 @@ fn s_client(port: u16, extra: &[&str]) -> String {
         &format!("127.0.0.1:{port}"),
     ])
     .args(extra);
-    let out = run_with_timeout(&mut cmd, Duration::from_secs(10));
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    combined_output(&run_with_timeout(&mut cmd, Duration::from_secs(10)))
 }
 
 #[test]
 fn certificates_verify_as_intended() {
     let c = certs();
     let verify = |file: &std::path::Path, ca: &std::path::Path| {
-        let out = Command::new("openssl")
-            .arg("verify")
-            .arg("-CAfile")
-            .arg(ca)
-            .arg(file)
-            .output()
-            .expect("openssl verify");
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        combined_output(
+            &Command::new("openssl")
+                .arg("verify")
+                .arg("-CAfile")
+                .arg(ca)
+                .arg(file)
+                .output()
+                .expect("openssl verify"),
         )
     };
     assert!(verify(&c.valid.chain_file, &c.ca_file).contains(": OK"));
@@ -123,29 +115,22 @@ fn postfix_presents_each_certificate_over_starttls() {
         "{out}"
     );
     // The wrong-name leaf fails a host name check that the valid one passes.
-    let out = s_client(
-        p.port("wrongname"),
-        &[
-            "-starttls",
-            "smtp",
-            "-CAfile",
-            &ca,
-            "-verify_hostname",
-            "localhost",
-        ],
-    );
+    let verify_host = |listener: &str, host: &str| {
+        s_client(
+            p.port(listener),
+            &[
+                "-starttls",
+                "smtp",
+                "-CAfile",
+                &ca,
+                "-verify_hostname",
+                host,
+            ],
+        )
+    };
+    let out = verify_host("wrongname", "localhost");
     assert!(out.contains("hostname mismatch"), "{out}");
-    let out = s_client(
-        p.port("valid"),
-        &[
-            "-starttls",
-            "smtp",
-            "-CAfile",
-            &ca,
-            "-verify_hostname",
-            "mx.mf.test",
-        ],
-    );
+    let out = verify_host("valid", "mx.mf.test");
     assert!(out.contains("Verification: OK"), "{out}");
 }
 

@@ -10,6 +10,20 @@ use crate::common::metrics::Metrics;
 use crate::common::net::closed_port;
 use crate::common::smtp::{Dialogue, Server};
 
+/// An exporter with two connectors: `ok` to a healthy server (returned too), `refused` to a
+/// closed port.
+fn ok_and_refused(ok: &str, refused: &str) -> (Server, Exporter) {
+    let s = Server::dialogue(Dialogue::default());
+    let e = Exporter::start(&config(
+        false,
+        &[
+            local(ok, s.port(), &[("tls_settings", "none")]),
+            local(refused, closed_port("127.0.0.1"), &[]),
+        ],
+    ));
+    (s, e)
+}
+
 #[test]
 fn endpoints_answer_200() {
     let s = Server::dialogue(Dialogue::default());
@@ -57,15 +71,7 @@ fn unknown_connector_is_400_without_traffic() {
 
 #[test]
 fn probe_without_connector_probes_all() {
-    let s = Server::dialogue(Dialogue::default());
-    let refused = closed_port("127.0.0.1");
-    let e = Exporter::start(&config(
-        false,
-        &[
-            local("all_ok", s.port(), &[("tls_settings", "none")]),
-            local("all_refused", refused, &[]),
-        ],
-    ));
+    let (s, e) = ok_and_refused("all_ok", "all_refused");
     let m = e.probe_path("/probe");
     e.assert_outcome(&m, "all_ok", "ok", "", "");
     e.assert_outcome(&m, "all_refused", "4.4.316", "connect", "refused");
@@ -207,15 +213,7 @@ fn counters_and_queue_gauges_follow_the_streak() {
 
 #[test]
 fn promtool_accepts_the_probe_output() {
-    let s = Server::dialogue(Dialogue::default());
-    let refused = closed_port("127.0.0.1");
-    let e = Exporter::start(&config(
-        false,
-        &[
-            local("lint_ok", s.port(), &[("tls_settings", "none")]),
-            local("lint_bad", refused, &[]),
-        ],
-    ));
+    let (_s, e) = ok_and_refused("lint_ok", "lint_bad");
     for path in ["/probe", "/metrics"] {
         let body = e.get(path).body;
         let mut child = Command::new("promtool")

@@ -18,3 +18,5 @@ mod probe_connect;
 mod probe_dns;
 mod probe_smtp;
 mod probe_tls;
+mod prometheus_e2e;
+mod state_file;

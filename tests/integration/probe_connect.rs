@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::exporter::{
-    BIN, Exporter, config, connector, local, probe_one, run_with_timeout,
+    BIN, Exporter, combined_output, config, connector, local, probe_one, run_with_timeout,
 };
 use crate::common::net::{FullBacklog, Netns, closed_port};
 use crate::common::smtp::{Dialogue, Server};
@@ -74,11 +74,7 @@ fn unreachable_host_and_network_are_4_4_315_unreachable() {
             .arg(&e.config_file),
         Duration::from_secs(30),
     );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = combined_output(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
         text.contains("4.4.315") && text.contains("unreachable"),
@@ -145,10 +141,7 @@ fn two_smart_hosts_one_dead_is_ok_with_the_dead_one_visible() {
 #[test]
 fn all_hosts_failing_take_the_code_of_the_first() {
     // 127.0.0.3:P answers 421, nothing listens on 127.0.0.2:P.
-    let s421 = Server::start_on("127.0.0.3", 0, |c| {
-        c.line("421 4.3.2 Service not available");
-    })
-    .expect("bind 127.0.0.3");
+    let s421 = Server::greeting_421_on("127.0.0.3");
     let port = s421.port().to_string();
     let yaml = config(
         false,

@@ -3,7 +3,8 @@
 use std::time::{Duration, Instant};
 
 use crate::common::dns::{self, dns};
-use crate::common::exporter::{Exporter, config, connector};
+use crate::common::exporter::{connector, probe_all};
+use crate::common::metrics::Metrics;
 use crate::common::smtp::{Dialogue, Server};
 
 fn smart_host(name: &str, host: &str, port: u16) -> String {
@@ -35,15 +36,8 @@ fn mx(name: &str, domain: &str, port: u16) -> String {
 
 /// Probe one connector with the test nameserver and assert its outcome.
 #[track_caller]
-fn check(
-    entry: String,
-    name: &str,
-    code: &str,
-    phase: &str,
-    reason: &str,
-) -> crate::common::metrics::Metrics {
-    let e = Exporter::start(&config(true, &[entry]));
-    let m = e.expect(name, code, phase, reason);
+fn check(entry: String, name: &str, code: &str, phase: &str, reason: &str) -> Metrics {
+    let (_e, m) = probe_all(true, &[(entry, name, (code, phase, reason))]);
     assert!(dns().running(), "dnsmasq died");
     m
 }
@@ -82,38 +76,26 @@ fn resolvable_smart_host_is_ok() {
 }
 
 #[test]
-fn nxdomain_is_4_4_312_nxdomain() {
+fn dns_error_responses_are_4_4_312() {
+    // A server behind the name that does not exist, to see that it is never connected to.
     let s = Server::dialogue(Dialogue::default());
-    check(
-        smart_host("nx", dns::NXDOMAIN, s.port()),
-        "nx",
-        "4.4.312",
-        "dns",
-        "nxdomain",
+    let row = |name, entry: fn(&str, &str, u16) -> String, host, port, reason| {
+        (entry(name, host, port), name, ("4.4.312", "dns", reason))
+    };
+    probe_all(
+        true,
+        &[
+            row("nx", smart_host, dns::NXDOMAIN, s.port(), "nxdomain"),
+            row("sf", smart_host, dns::SERVFAIL, 25, "servfail"),
+            row("ref", smart_host, dns::REFUSED, 25, "refused"),
+            // A name that exists without A/AAAA records; a domain without MX and addresses.
+            row("norec", smart_host, dns::NO_RECORDS, 25, "no_records"),
+            row("mxnorec", mx, dns::NO_RECORDS, 25, "no_records"),
+            row("nullmx", mx, dns::NULL_MX, 25, "null_mx"),
+        ],
     );
+    assert!(dns().running(), "dnsmasq died");
     assert_eq!(s.connections(), 0);
-}
-
-#[test]
-fn servfail_is_4_4_312_servfail() {
-    check(
-        smart_host("sf", dns::SERVFAIL, 25),
-        "sf",
-        "4.4.312",
-        "dns",
-        "servfail",
-    );
-}
-
-#[test]
-fn refused_is_4_4_312_refused() {
-    check(
-        smart_host("ref", dns::REFUSED, 25),
-        "ref",
-        "4.4.312",
-        "dns",
-        "refused",
-    );
 }
 
 #[test]
@@ -130,39 +112,6 @@ fn silent_nameserver_is_4_4_312_timeout() {
         start.elapsed() < Duration::from_secs(5),
         "took {:?}",
         start.elapsed()
-    );
-}
-
-#[test]
-fn name_without_addresses_is_4_4_312_no_records() {
-    check(
-        smart_host("norec", dns::NO_RECORDS, 25),
-        "norec",
-        "4.4.312",
-        "dns",
-        "no_records",
-    );
-}
-
-#[test]
-fn domain_without_mx_and_address_is_4_4_312_no_records() {
-    check(
-        mx("mxnorec", dns::NO_RECORDS, 25),
-        "mxnorec",
-        "4.4.312",
-        "dns",
-        "no_records",
-    );
-}
-
-#[test]
-fn null_mx_is_4_4_312_null_mx() {
-    check(
-        mx("nullmx", dns::NULL_MX, 25),
-        "nullmx",
-        "4.4.312",
-        "dns",
-        "null_mx",
     );
 }
 
@@ -203,10 +152,7 @@ fn domain_without_mx_falls_back_to_its_address() {
 fn mx_preference_decides_the_connector_code() {
     // MX 10 mxa (127.0.0.3): nothing listens -> refused; MX 20 mxb (127.0.0.4): 421 greeting.
     // dnsmasq lists them in either order; the lower preference must win.
-    let s = Server::start_on("127.0.0.4", 0, |c| {
-        c.line("421 4.3.2 Service not available")
-    })
-    .expect("bind");
+    let s = Server::greeting_421_on("127.0.0.4");
     let m = check(
         mx("mxpref", dns::MX_PREF, s.port()),
         "mxpref",

@@ -3,13 +3,51 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::exporter::{Exporter, HELO, config, local, probe_one};
+use crate::common::exporter::{HELO, local, local_case, probe_all, probe_one};
+use crate::common::metrics::Metrics;
 use crate::common::smtp::{Dialogue, End, Server};
 
 fn dialogue_with(f: impl FnOnce(&mut Dialogue)) -> Server {
     let mut d = Dialogue::default();
     f(&mut d);
     Server::dialogue(d)
+}
+
+/// A server that accepts STARTTLS, reads the start of the ClientHello, answers with `bytes`
+/// instead of a ServerHello, and closes.
+fn after_starttls(bytes: &'static [u8]) -> Server {
+    Server::start(move |c| {
+        let d = Dialogue {
+            starttls: Some("220 2.0.0 Ready to start TLS".into()),
+            ..Dialogue::default()
+        };
+        if c.serve(&d) == End::StartTls {
+            c.hang(Duration::from_millis(200));
+            c.send(bytes);
+            c.close();
+        }
+    })
+}
+
+/// A connector to `s` that tests the envelope (MAIL FROM probe@mf.test, RCPT TO `rcpt`) in
+/// plain text.
+fn envelope(name: &str, s: &Server, rcpt: &str) -> String {
+    local(
+        name,
+        s.port(),
+        &[
+            ("mail_from", "probe@mf.test"),
+            ("rcpt_to", rcpt),
+            ("tls_settings", "none"),
+        ],
+    )
+}
+
+const OK: (&str, &str, &str) = ("ok", "", "");
+
+/// The server's reply code in `mailflow_probe_failure_info` of `connector`.
+fn reply(m: &Metrics, connector: &str) -> Option<String> {
+    m.failure(connector).map(|f| f.reply)
 }
 
 #[test]
@@ -60,112 +98,85 @@ fn healthy_plaintext_server_is_ok_and_sees_exact_commands() {
 }
 
 #[test]
-fn opportunistic_without_starttls_is_ok() {
-    let s = Server::dialogue(Dialogue::default());
-    probe_one(
-        local("opp", s.port(), &[("tls_settings", "opportunistic")]),
-        "opp",
-        "ok",
-        "",
-        "",
-    );
-    assert!(!s.verbs().iter().any(|v| v == "STARTTLS"));
-}
-
-#[test]
-fn greeting_421_is_4_4_317_reply_4xx() {
-    let s =
-        dialogue_with(|d| d.greeting = "421 4.3.2 Service not available, closing channel".into());
-    let (_e, m) = probe_one(
-        local("g421", s.port(), &[]),
-        "g421",
-        "4.4.317",
-        "greeting",
-        "reply_4xx",
-    );
-    assert_eq!(m.failure("g421").map(|f| f.reply), Some("421".into()));
-}
-
-#[test]
-fn greeting_554_is_4_4_317_reply_5xx() {
-    let s = dialogue_with(|d| d.greeting = "554 5.7.1 No SMTP service here".into());
-    let (_e, m) = probe_one(
-        local("g554", s.port(), &[]),
-        "g554",
-        "4.4.317",
-        "greeting",
-        "reply_5xx",
-    );
-    assert_eq!(m.failure("g554").map(|f| f.reply), Some("554".into()));
-}
-
-#[test]
-fn multiline_greeting_is_accepted() {
-    let s = Server::start(|c| {
+fn servers_that_deliver_in_other_ways_are_ok() {
+    // No STARTTLS under opportunistic; a multi-line greeting; EHLO refused but HELO accepted.
+    let no_starttls = Server::dialogue(Dialogue::default());
+    let multiline = Server::start(|c| {
         c.send(b"220-fixture.mf.test ESMTP\r\n220-second line\r\n220 ready\r\n");
         c.commands(&Dialogue::default());
     });
-    probe_one(
-        local("ml", s.port(), &[("tls_settings", "none")]),
-        "ml",
-        "ok",
-        "",
-        "",
+    let helo_only =
+        dialogue_with(|d| d.ehlo_reject = Some("502 5.5.2 Error: command not recognized".into()));
+    let none = [("tls_settings", "none")];
+    let opportunistic = [("tls_settings", "opportunistic")];
+    probe_all(
+        false,
+        &[
+            local_case("opp", no_starttls.port(), &opportunistic, OK),
+            local_case("ml", multiline.port(), &none, OK),
+            local_case("helo", helo_only.port(), &none, OK),
+        ],
+    );
+    assert!(!no_starttls.verbs().iter().any(|v| v == "STARTTLS"));
+    assert!(
+        helo_only.verbs().contains(&"HELO".to_string()),
+        "{:?}",
+        helo_only.verbs()
     );
 }
 
 #[test]
-fn ehlo_and_helo_rejected_is_4_4_317_reply_5xx() {
-    let s = dialogue_with(|d| {
+fn rejecting_replies_are_4_4_317_with_the_reply_code() {
+    let g421 =
+        dialogue_with(|d| d.greeting = "421 4.3.2 Service not available, closing channel".into());
+    let g554 = dialogue_with(|d| d.greeting = "554 5.7.1 No SMTP service here".into());
+    let ehlo5 = dialogue_with(|d| {
         d.ehlo_reject = Some("550 5.7.1 EHLO not welcome".into());
         d.helo = "550 5.7.1 HELO not welcome either".into();
     });
-    let (_e, m) = probe_one(
-        local("ehlo5", s.port(), &[]),
-        "ehlo5",
-        "4.4.317",
-        "ehlo",
-        "reply_5xx",
-    );
-    assert_eq!(m.failure("ehlo5").map(|f| f.reply), Some("550".into()));
-    let verbs = s.verbs();
-    assert!(
-        verbs.starts_with(&["EHLO".to_string(), "HELO".to_string()]),
-        "HELO fallback: {verbs:?}"
-    );
-    assert_eq!(s.commands().get(1).cloned(), Some(format!("HELO {HELO}")));
-}
-
-#[test]
-fn ehlo_421_is_4_4_317_reply_4xx() {
-    let s = Server::start(|c| {
+    let ehlo4 = Server::start(|c| {
         c.line("220 fixture.mf.test ESMTP");
         let _ = c.read_line();
         c.line("421 4.7.0 Try again later, closing connection");
         c.close();
     });
-    let (_e, m) = probe_one(
-        local("ehlo4", s.port(), &[]),
-        "ehlo4",
-        "4.4.317",
-        "ehlo",
-        "reply_4xx",
+    let tls454 = dialogue_with(|d| {
+        d.starttls = Some("454 4.7.0 TLS not available due to local problem".into())
+    });
+    let encryption_only = [("tls_settings", "encryption_only")];
+    let cases = [
+        (g421.port(), "g421", &[][..], "greeting", "reply_4xx", "421"),
+        (g554.port(), "g554", &[], "greeting", "reply_5xx", "554"),
+        // EHLO, then the HELO fallback, both rejected.
+        (ehlo5.port(), "ehlo5", &[], "ehlo", "reply_5xx", "550"),
+        (ehlo4.port(), "ehlo4", &[], "ehlo", "reply_4xx", "421"),
+        (
+            tls454.port(),
+            "tls454",
+            &encryption_only,
+            "starttls",
+            "starttls_rejected",
+            "454",
+        ),
+    ];
+    let (_e, m) = probe_all(
+        false,
+        &cases.map(|(port, name, extra, phase, reason, _)| {
+            local_case(name, port, extra, ("4.4.317", phase, reason))
+        }),
     );
-    assert_eq!(m.failure("ehlo4").map(|f| f.reply), Some("421".into()));
-}
-
-#[test]
-fn ehlo_rejected_but_helo_accepted_is_ok() {
-    let s =
-        dialogue_with(|d| d.ehlo_reject = Some("502 5.5.2 Error: command not recognized".into()));
-    probe_one(
-        local("helo", s.port(), &[("tls_settings", "none")]),
-        "helo",
-        "ok",
-        "",
-        "",
+    for (_, name, _, _, _, code) in cases {
+        assert_eq!(reply(&m, name), Some(code.into()), "{name}");
+    }
+    let verbs = ehlo5.verbs();
+    assert!(
+        verbs.starts_with(&["EHLO".to_string(), "HELO".to_string()]),
+        "HELO fallback: {verbs:?}"
     );
-    assert!(s.verbs().contains(&"HELO".to_string()), "{:?}", s.verbs());
+    assert_eq!(
+        ehlo5.commands().get(1).cloned(),
+        Some(format!("HELO {HELO}"))
+    );
 }
 
 #[test]
@@ -190,187 +201,117 @@ fn starttls_not_offered_under_encryption_only_is_4_4_317() {
 }
 
 #[test]
-fn starttls_answered_454_is_starttls_rejected() {
-    let s = dialogue_with(|d| {
-        d.starttls = Some("454 4.7.0 TLS not available due to local problem".into())
-    });
-    let (_e, m) = probe_one(
-        local("tls454", s.port(), &[("tls_settings", "encryption_only")]),
-        "tls454",
-        "4.4.317",
-        "starttls",
-        "starttls_rejected",
+fn tls_handshake_failures_after_starttls_are_4_4_317_tls_handshake() {
+    // A fatal handshake_failure alert; an HTTP answer instead of a ServerHello.
+    let alert = after_starttls(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]);
+    let garbage = after_starttls(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    let encryption_only = [("tls_settings", "encryption_only")];
+    let handshake = ("4.4.317", "tls", "tls_handshake");
+    probe_all(
+        false,
+        &[
+            local_case("alert", alert.port(), &encryption_only, handshake),
+            local_case("tlsgarbage", garbage.port(), &encryption_only, handshake),
+        ],
     );
-    assert_eq!(m.failure("tls454").map(|f| f.reply), Some("454".into()));
+    for s in [&alert, &garbage] {
+        assert!(
+            s.raw().contains(&"STARTTLS\r\n".to_string()),
+            "{:?}",
+            s.raw()
+        );
+    }
 }
 
 #[test]
-fn tls_alert_after_starttls_is_tls_handshake() {
-    let s = Server::start(|c| {
-        let d = Dialogue {
-            starttls: Some("220 2.0.0 Ready to start TLS".into()),
-            ..Dialogue::default()
-        };
-        if c.serve(&d) == End::StartTls {
-            // Read the ClientHello's first bytes, then a fatal handshake_failure alert.
-            c.hang(Duration::from_millis(200));
-            c.send(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]);
-            c.close();
-        }
-    });
-    probe_one(
-        local("alert", s.port(), &[("tls_settings", "encryption_only")]),
-        "alert",
-        "4.4.317",
-        "tls",
-        "tls_handshake",
-    );
-    assert!(
-        s.raw().contains(&"STARTTLS\r\n".to_string()),
-        "{:?}",
-        s.raw()
-    );
-}
-
-#[test]
-fn garbage_instead_of_server_hello_is_tls_handshake() {
-    let s = Server::start(|c| {
-        let d = Dialogue {
-            starttls: Some("220 2.0.0 Ready to start TLS".into()),
-            ..Dialogue::default()
-        };
-        if c.serve(&d) == End::StartTls {
-            c.hang(Duration::from_millis(200));
-            c.send(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
-            c.close();
-        }
-    });
-    probe_one(
-        local(
-            "tlsgarbage",
-            s.port(),
-            &[("tls_settings", "encryption_only")],
-        ),
-        "tlsgarbage",
-        "4.4.317",
-        "tls",
-        "tls_handshake",
-    );
-}
-
-#[test]
-fn closed_after_greeting_is_4_4_318_closed() {
-    let s = Server::start(|c| {
+fn sessions_breaking_off_are_4_4_318() {
+    let after_greeting = Server::start(|c| {
         c.line("220 fixture.mf.test ESMTP");
         let _ = c.read_line();
     });
-    probe_one(
-        local("closed", s.port(), &[]),
-        "closed",
-        "4.4.318",
-        "ehlo",
-        "closed",
-    );
-}
-
-#[test]
-fn closed_before_greeting_is_4_4_318_closed() {
-    let s = Server::start(|c| {
+    let before_greeting = Server::start(|c| {
         std::thread::sleep(Duration::from_millis(50));
         let _ = c;
     });
-    probe_one(
-        local("closed0", s.port(), &[]),
-        "closed0",
-        "4.4.318",
-        "greeting",
-        "closed",
-    );
-}
-
-#[test]
-fn reset_mid_reply_is_4_4_318_reset() {
-    let s = Server::start(|c| {
+    let reset_mid_reply = Server::start(|c| {
         c.line("220 fixture.mf.test ESMTP");
         let _ = c.read_line();
         c.send(b"250-fixture.mf.test\r\n250-PIPEL");
         std::thread::sleep(Duration::from_millis(50));
         c.reset_now();
     });
-    probe_one(
-        local("reset", s.port(), &[]),
-        "reset",
-        "4.4.318",
-        "ehlo",
-        "reset",
-    );
-}
-
-#[test]
-fn silent_server_is_4_4_318_timeout_within_the_probe_timeout() {
-    let s = Server::start(|c| c.hang(Duration::from_secs(10)));
-    let start = Instant::now();
-    let e = Exporter::start(&config(
+    probe_all(
         false,
-        &[local("hang", s.port(), &[("timeout", "2s")])],
-    ));
-    e.expect("hang", "4.4.318", "greeting", "timeout");
-    let took = start.elapsed();
-    assert!(
-        took < Duration::from_millis(3500),
-        "the 2 s probe took {took:?}"
+        &[
+            local_case(
+                "closed",
+                after_greeting.port(),
+                &[],
+                ("4.4.318", "ehlo", "closed"),
+            ),
+            local_case(
+                "closed0",
+                before_greeting.port(),
+                &[],
+                ("4.4.318", "greeting", "closed"),
+            ),
+            local_case(
+                "reset",
+                reset_mid_reply.port(),
+                &[],
+                ("4.4.318", "ehlo", "reset"),
+            ),
+        ],
     );
 }
 
 #[test]
-fn hang_after_ehlo_is_4_4_318_timeout_in_ehlo() {
-    let s = Server::start(|c| {
+fn silent_servers_are_4_4_318_timeout_within_the_probe_timeout() {
+    let silent = Server::start(|c| c.hang(Duration::from_secs(10)));
+    let silent_after_greeting = Server::start(|c| {
         c.line("220 fixture.mf.test ESMTP");
         c.hang(Duration::from_secs(10));
     });
-    let e = Exporter::start(&config(
+    let two_seconds = [("timeout", "2s")];
+    let start = Instant::now();
+    probe_all(
         false,
-        &[local("hang2", s.port(), &[("timeout", "2s")])],
-    ));
-    e.expect("hang2", "4.4.318", "ehlo", "timeout");
-}
-
-#[test]
-fn garbage_greeting_is_other_protocol() {
-    let s = Server::start(|c| {
-        c.send(b"HTTP/1.1 400 Bad Request\r\nServer: not-smtp\r\n\r\n");
-        c.hang(Duration::from_secs(3));
-    });
-    probe_one(
-        local("garbage", s.port(), &[]),
-        "garbage",
-        "other",
-        "greeting",
-        "protocol",
+        &[
+            local_case(
+                "hang",
+                silent.port(),
+                &two_seconds,
+                ("4.4.318", "greeting", "timeout"),
+            ),
+            local_case(
+                "hang2",
+                silent_after_greeting.port(),
+                &two_seconds,
+                ("4.4.318", "ehlo", "timeout"),
+            ),
+        ],
+    );
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_millis(3500),
+        "the 2 s probes took {took:?}"
     );
 }
 
 #[test]
-fn over_long_reply_line_is_other_protocol() {
-    let s = Server::start(|c| {
+fn protocol_violations_are_other_protocol() {
+    let garbage = Server::start(|c| {
+        c.send(b"HTTP/1.1 400 Bad Request\r\nServer: not-smtp\r\n\r\n");
+        c.hang(Duration::from_secs(3));
+    });
+    let long = Server::start(|c| {
         let mut line = b"220 ".to_vec();
         line.extend(std::iter::repeat_n(b'x', 100_000));
         line.extend_from_slice(b"\r\n");
         c.send(&line);
         c.hang(Duration::from_secs(3));
     });
-    probe_one(
-        local("long", s.port(), &[]),
-        "long",
-        "other",
-        "greeting",
-        "protocol",
-    );
-}
-
-#[test]
-fn too_many_continuation_lines_is_other_protocol() {
-    let s = Server::start(|c| {
+    let many = Server::start(|c| {
         c.line("220 fixture.mf.test ESMTP");
         let _ = c.read_line();
         let mut reply = Vec::new();
@@ -381,12 +322,18 @@ fn too_many_continuation_lines_is_other_protocol() {
         c.send(&reply);
         c.hang(Duration::from_secs(3));
     });
-    probe_one(
-        local("many", s.port(), &[]),
-        "many",
-        "other",
-        "ehlo",
-        "protocol",
+    probe_all(
+        false,
+        &[
+            local_case(
+                "garbage",
+                garbage.port(),
+                &[],
+                ("other", "greeting", "protocol"),
+            ),
+            local_case("long", long.port(), &[], ("other", "greeting", "protocol")),
+            local_case("many", many.port(), &[], ("other", "ehlo", "protocol")),
+        ],
     );
 }
 
@@ -396,21 +343,13 @@ fn rcpt_550_is_other_rcpt_reply_5xx_and_never_data() {
         d.rcpt = "550 5.1.1 <nobody@partner.example>: Recipient address rejected".into()
     });
     let (_e, m) = probe_one(
-        local(
-            "rcpt",
-            s.port(),
-            &[
-                ("mail_from", "probe@mf.test"),
-                ("rcpt_to", "nobody@partner.example"),
-                ("tls_settings", "none"),
-            ],
-        ),
+        envelope("rcpt", &s, "nobody@partner.example"),
         "rcpt",
         "other",
         "rcpt",
         "reply_5xx",
     );
-    assert_eq!(m.failure("rcpt").map(|f| f.reply), Some("550".into()));
+    assert_eq!(reply(&m, "rcpt"), Some("550".into()));
     let cmds = s.commands();
     assert!(
         cmds.contains(&"MAIL FROM:<probe@mf.test>".to_string()),
@@ -438,21 +377,13 @@ fn rcpt_550_is_other_rcpt_reply_5xx_and_never_data() {
 fn mail_451_is_other_mail_reply_4xx() {
     let s = dialogue_with(|d| d.mail = "451 4.3.0 Temporary lookup failure".into());
     let (_e, m) = probe_one(
-        local(
-            "mail",
-            s.port(),
-            &[
-                ("mail_from", "probe@mf.test"),
-                ("rcpt_to", "x@partner.example"),
-                ("tls_settings", "none"),
-            ],
-        ),
+        envelope("mail", &s, "x@partner.example"),
         "mail",
         "other",
         "mail",
         "reply_4xx",
     );
-    assert_eq!(m.failure("mail").map(|f| f.reply), Some("451".into()));
+    assert_eq!(reply(&m, "mail"), Some("451".into()));
     assert!(!s.verbs().contains(&"RCPT".to_string()));
 }
 
@@ -460,15 +391,7 @@ fn mail_451_is_other_mail_reply_4xx() {
 fn envelope_accepted_is_ok_then_rset_quit_never_data() {
     let s = Server::dialogue(Dialogue::default());
     probe_one(
-        local(
-            "env",
-            s.port(),
-            &[
-                ("mail_from", "probe@mf.test"),
-                ("rcpt_to", "postmaster@partner.example"),
-                ("tls_settings", "none"),
-            ],
-        ),
+        envelope("env", &s, "postmaster@partner.example"),
         "env",
         "ok",
         "",

@@ -3,35 +3,102 @@
 
 use crate::common::certs::{Leaf, certs};
 use crate::common::dns;
-use crate::common::exporter::{Exporter, config, connector};
+use crate::common::exporter::{connector, probe_all, tail};
 use crate::common::metrics::Metrics;
-use crate::common::postfix::postfix;
+use crate::common::postfix::{postfix, postfix_connector};
 
-/// A connector to a Postfix listener at 127.0.0.1, trusting the test CA.
-fn pf(name: &str, listener: &str, tls: &str, extra: &[(&str, &str)]) -> String {
-    let port = postfix().port(listener).to_string();
-    let ca = certs().ca_file.display().to_string();
-    let mut fields: Vec<(&str, &str)> = vec![
-        ("smart_hosts", "[127.0.0.1]"),
-        ("port", &port),
-        ("tls_settings", tls),
-        ("ca_file", &ca),
-    ];
-    fields.extend_from_slice(extra);
-    connector(name, &fields)
+/// One connector of a table, and what its probe must show.
+struct Case {
+    name: &'static str,
+    entry: String,
+    /// Code, phase and reason.
+    outcome: (&'static str, &'static str, &'static str),
+    /// TLS 1.3 was negotiated (`mailflow_tls_info`).
+    tls13: bool,
+    /// The certificate series describe this leaf, with this `mailflow_certificate_valid`.
+    certificate: Option<(&'static Leaf, f64)>,
 }
 
+impl Case {
+    /// A connector to Postfix listener `listener` (see `postfix_connector`) expecting `outcome`.
+    fn pf(
+        name: &'static str,
+        listener: &str,
+        tls: &str,
+        extra: &[(&str, &str)],
+        outcome: (&'static str, &'static str, &'static str),
+    ) -> Case {
+        Case::entry(name, postfix_connector(name, listener, tls, extra), outcome)
+    }
+
+    /// Any connector entry expecting `outcome`.
+    fn entry(
+        name: &'static str,
+        entry: String,
+        outcome: (&'static str, &'static str, &'static str),
+    ) -> Case {
+        Case {
+            name,
+            entry,
+            outcome,
+            tls13: false,
+            certificate: None,
+        }
+    }
+
+    fn tls13(self) -> Case {
+        Case {
+            tls13: true,
+            ..self
+        }
+    }
+
+    fn certificate(self, leaf: &'static Leaf, valid: f64) -> Case {
+        Case {
+            certificate: Some((leaf, valid)),
+            ..self
+        }
+    }
+}
+
+const OK: (&str, &str, &str) = ("ok", "", "");
+
+/// Probe every case with one exporter (`GET /probe` probes them concurrently) and check each.
 #[track_caller]
-fn run(entry: String, name: &str, code: &str, phase: &str, reason: &str) -> Metrics {
-    let e = Exporter::start(&config(true, &[entry]));
-    let m = e.expect(name, code, phase, reason);
-    if code == "ok" && !m.text.contains("mailflow_tls_info") {
-        eprintln!(
-            "(no TLS) Postfix log tail:\n{}",
-            crate::common::exporter::tail(&postfix().log(), 20)
-        );
+fn run(cases: Vec<Case>) -> Metrics {
+    let expected: Vec<_> = cases
+        .iter()
+        .map(|c| (c.entry.clone(), c.name, c.outcome))
+        .collect();
+    let (_e, m) = probe_all(true, &expected);
+    for case in &cases {
+        if case.tls13 {
+            if !m.text.contains("mailflow_tls_info") {
+                eprintln!("(no TLS) Postfix log tail:\n{}", tail(&postfix().log(), 20));
+            }
+            assert_tls13(&m, case.name);
+        }
+        if let Some((leaf, valid)) = case.certificate {
+            assert_certificate(&m, case.name, leaf, valid);
+        }
     }
     m
+}
+
+/// The phase durations of `name` include every one of `phases`.
+#[track_caller]
+fn assert_phases(m: &Metrics, name: &str, phases: &[&str]) {
+    for phase in phases {
+        assert!(
+            m.value(
+                "mailflow_probe_phase_duration_seconds",
+                &[("connector", name), ("phase", phase)]
+            )
+            .is_some(),
+            "{name}: phase {phase}: {}",
+            m.lines_of("mailflow_probe_phase_duration_seconds")
+        );
+    }
 }
 
 /// The certificate series for `name` at 127.0.0.1 describe `leaf`; `valid` is the expected
@@ -96,89 +163,13 @@ fn assert_tls13(m: &Metrics, name: &str) {
 }
 
 #[test]
-fn valid_certificate_none_is_ok_without_tls() {
-    let m = run(pf("v_none", "valid", "none", &[]), "v_none", "ok", "", "");
-    assert!(
-        m.all("mailflow_tls_info", &[("connector", "v_none")])
-            .is_empty(),
-        "none never starts TLS"
-    );
-}
-
-#[test]
-fn valid_certificate_opportunistic_is_ok_with_tls() {
-    let m = run(
-        pf("v_opp", "valid", "opportunistic", &[]),
-        "v_opp",
-        "ok",
-        "",
-        "",
-    );
-    assert_tls13(&m, "v_opp");
-    assert_certificate(&m, "v_opp", &certs().valid, 1.0);
-}
-
-#[test]
-fn valid_certificate_encryption_only_is_ok() {
-    let m = run(
-        pf("v_enc", "valid", "encryption_only", &[]),
-        "v_enc",
-        "ok",
-        "",
-        "",
-    );
-    assert_tls13(&m, "v_enc");
-    assert_certificate(&m, "v_enc", &certs().valid, 1.0);
-    for phase in ["starttls", "tls"] {
-        assert!(
-            m.value(
-                "mailflow_probe_phase_duration_seconds",
-                &[("connector", "v_enc"), ("phase", phase)]
-            )
-            .is_some(),
-            "phase {phase}: {}",
-            m.lines_of("mailflow_probe_phase_duration_seconds")
-        );
-    }
-}
-
-#[test]
-fn valid_certificate_certificate_validation_is_ok() {
-    let m = run(
-        pf("v_cert", "valid", "certificate_validation", &[]),
-        "v_cert",
-        "ok",
-        "",
-        "",
-    );
-    assert_tls13(&m, "v_cert");
-    assert_certificate(&m, "v_cert", &certs().valid, 1.0);
-}
-
-#[test]
-fn valid_certificate_domain_validation_is_ok() {
-    let m = run(
-        pf(
-            "v_dom",
-            "valid",
-            "domain_validation",
-            &[("tls_domain", "mx.mf.test")],
-        ),
-        "v_dom",
-        "ok",
-        "",
-        "",
-    );
-    assert_tls13(&m, "v_dom");
-    assert_certificate(&m, "v_dom", &certs().valid, 1.0);
-}
-
-#[test]
-fn domain_validation_without_tls_domain_checks_the_host_name() {
-    // Connected to by name (mx.mf.test, A 127.0.0.1), which the valid certificate carries.
+fn valid_certificate_under_every_tls_setting() {
+    let valid = &certs().valid;
+    // Connected to by name (mx.mf.test, A 127.0.0.1), which the valid certificate carries:
+    // domain_validation without tls_domain checks the host name.
     let port = postfix().port("valid").to_string();
     let ca = certs().ca_file.display().to_string();
-    let entry = connector(
+    let by_name = connector(
         "v_host",
         &[
             ("smart_hosts", &format!("[{}]", dns::MX_HOST)),
@@ -187,252 +178,168 @@ fn domain_validation_without_tls_domain_checks_the_host_name() {
             ("ca_file", &ca),
         ],
     );
-    run(entry, "v_host", "ok", "", "");
-}
-
-#[test]
-fn envelope_against_postfix_is_ok() {
-    let m = run(
-        pf(
-            "v_env",
+    let m = run(vec![
+        Case::pf("v_none", "valid", "none", &[], OK),
+        Case::pf("v_opp", "valid", "opportunistic", &[], OK)
+            .tls13()
+            .certificate(valid, 1.0),
+        Case::pf("v_enc", "valid", "encryption_only", &[], OK)
+            .tls13()
+            .certificate(valid, 1.0),
+        Case::pf("v_cert", "valid", "certificate_validation", &[], OK)
+            .tls13()
+            .certificate(valid, 1.0),
+        Case::pf(
+            "v_dom",
             "valid",
-            "certificate_validation",
-            &[
-                ("mail_from", "probe@mf.test"),
-                ("rcpt_to", "postmaster@partner.example"),
-            ],
-        ),
-        "v_env",
-        "ok",
-        "",
-        "",
-    );
-    for phase in ["mail", "rcpt"] {
-        assert!(
-            m.value(
-                "mailflow_probe_phase_duration_seconds",
-                &[("connector", "v_env"), ("phase", phase)]
-            )
-            .is_some(),
-            "phase {phase}: {}",
-            m.lines_of("mailflow_probe_phase_duration_seconds")
-        );
-    }
-}
-
-#[test]
-fn postfix_rejecting_rcpt_is_other_rcpt_reply_5xx() {
-    let m = run(
-        pf(
-            "pf_rcpt",
-            "rcpt_reject",
-            "encryption_only",
-            &[
-                ("mail_from", "probe@mf.test"),
-                ("rcpt_to", "postmaster@partner.example"),
-            ],
-        ),
-        "pf_rcpt",
-        "other",
-        "rcpt",
-        "reply_5xx",
-    );
-    assert_eq!(m.failure("pf_rcpt").map(|f| f.reply), Some("554".into()));
-}
-
-#[test]
-fn implicit_tls_is_ok() {
-    let m = run(
-        pf(
+            "domain_validation",
+            &[("tls_domain", "mx.mf.test")],
+            OK,
+        )
+        .tls13()
+        .certificate(valid, 1.0),
+        Case::entry("v_host", by_name, OK),
+        // Implicit TLS (port 465 style).
+        Case::pf(
             "v_465",
             "implicit",
             "certificate_validation",
             &[("implicit_tls", "true")],
+            OK,
+        )
+        .tls13()
+        .certificate(valid, 1.0),
+    ]);
+    assert!(
+        m.all("mailflow_tls_info", &[("connector", "v_none")])
+            .is_empty(),
+        "none never starts TLS"
+    );
+    assert_phases(&m, "v_enc", &["starttls", "tls"]);
+}
+
+#[test]
+fn envelope_against_postfix() {
+    let envelope = [
+        ("mail_from", "probe@mf.test"),
+        ("rcpt_to", "postmaster@partner.example"),
+    ];
+    let m = run(vec![
+        Case::pf("v_env", "valid", "certificate_validation", &envelope, OK),
+        // A Postfix rejecting RCPT TO: other, rcpt, reply_5xx.
+        Case::pf(
+            "pf_rcpt",
+            "rcpt_reject",
+            "encryption_only",
+            &envelope,
+            ("other", "rcpt", "reply_5xx"),
         ),
-        "v_465",
-        "ok",
-        "",
-        "",
-    );
-    assert_tls13(&m, "v_465");
-    assert_certificate(&m, "v_465", &certs().valid, 1.0);
+    ]);
+    assert_phases(&m, "v_env", &["mail", "rcpt"]);
+    assert_eq!(m.failure("pf_rcpt").map(|f| f.reply), Some("554".into()));
 }
 
 #[test]
-fn postfix_without_starttls_under_encryption_only_is_starttls_not_offered() {
-    run(
-        pf("pf_notls", "notls", "encryption_only", &[]),
-        "pf_notls",
-        "4.4.317",
-        "starttls",
-        "starttls_not_offered",
-    );
+fn tls_required_but_not_available() {
+    run(vec![
+        // No STARTTLS: fatal when TLS is required, fine when it is opportunistic.
+        Case::pf(
+            "pf_notls",
+            "notls",
+            "encryption_only",
+            &[],
+            ("4.4.317", "starttls", "starttls_not_offered"),
+        ),
+        Case::pf("pf_notls_opp", "notls", "opportunistic", &[], OK),
+        // A server that only speaks TLS 1.0.
+        Case::pf(
+            "pf_tls10",
+            "tls10",
+            "encryption_only",
+            &[],
+            ("4.4.317", "tls", "tls_handshake"),
+        ),
+    ]);
 }
 
-#[test]
-fn postfix_without_starttls_under_opportunistic_is_ok() {
-    run(
-        pf("pf_notls_opp", "notls", "opportunistic", &[]),
-        "pf_notls_opp",
-        "ok",
-        "",
-        "",
-    );
-}
+const CERT_EXPIRED: (&str, &str, &str) = ("4.7.320", "tls", "cert_expired");
+const CERT_NAME_MISMATCH: (&str, &str, &str) = ("4.7.320", "tls", "cert_name_mismatch");
+const CERT_UNTRUSTED: (&str, &str, &str) = ("4.7.320", "tls", "cert_untrusted");
 
 #[test]
-fn tls10_only_server_is_tls_handshake() {
-    run(
-        pf("pf_tls10", "tls10", "encryption_only", &[]),
-        "pf_tls10",
-        "4.4.317",
-        "tls",
-        "tls_handshake",
-    );
-}
-
-#[test]
-fn expired_certificate_under_encryption_only_is_ok_but_not_valid() {
-    let m = run(
-        pf("x_enc", "expired", "encryption_only", &[]),
-        "x_enc",
-        "ok",
-        "",
-        "",
-    );
-    assert_certificate(&m, "x_enc", &certs().expired, 0.0);
-}
-
-#[test]
-fn expired_certificate_under_opportunistic_is_ok_but_not_valid() {
-    let m = run(
-        pf("x_opp", "expired", "opportunistic", &[]),
-        "x_opp",
-        "ok",
-        "",
-        "",
-    );
-    assert_certificate(&m, "x_opp", &certs().expired, 0.0);
-}
-
-#[test]
-fn expired_certificate_under_certificate_validation_is_cert_expired() {
-    let m = run(
-        pf("x_cert", "expired", "certificate_validation", &[]),
-        "x_cert",
-        "4.7.320",
-        "tls",
-        "cert_expired",
-    );
-    // Its expiry is still reported: that is when an administrator needs it.
-    assert_certificate(&m, "x_cert", &certs().expired, 0.0);
-}
-
-#[test]
-fn expired_certificate_under_domain_validation_is_cert_expired() {
-    run(
-        pf(
+fn certificate_dates() {
+    let c = certs();
+    run(vec![
+        // An expired certificate fails only the settings that validate; its expiry is reported
+        // under every setting (under certificate_validation that is when an administrator needs
+        // it).
+        Case::pf("x_enc", "expired", "encryption_only", &[], OK).certificate(&c.expired, 0.0),
+        Case::pf("x_opp", "expired", "opportunistic", &[], OK).certificate(&c.expired, 0.0),
+        Case::pf(
+            "x_cert",
+            "expired",
+            "certificate_validation",
+            &[],
+            CERT_EXPIRED,
+        )
+        .certificate(&c.expired, 0.0),
+        Case::pf(
             "x_dom",
             "expired",
             "domain_validation",
             &[("tls_domain", "localhost")],
+            CERT_EXPIRED,
         ),
-        "x_dom",
-        "4.7.320",
-        "tls",
-        "cert_expired",
-    );
+        Case::pf(
+            "n_cert",
+            "notyet",
+            "certificate_validation",
+            &[],
+            ("4.7.320", "tls", "cert_not_yet_valid"),
+        )
+        .certificate(&c.notyet, 0.0),
+    ]);
 }
 
 #[test]
-fn not_yet_valid_certificate_is_cert_not_yet_valid() {
-    let m = run(
-        pf("n_cert", "notyet", "certificate_validation", &[]),
-        "n_cert",
-        "4.7.320",
-        "tls",
-        "cert_not_yet_valid",
-    );
-    assert_certificate(&m, "n_cert", &certs().notyet, 0.0);
-}
-
-#[test]
-fn wrong_name_under_domain_validation_is_cert_name_mismatch() {
-    let m = run(
-        pf(
+fn certificate_names() {
+    let c = certs();
+    run(vec![
+        Case::pf(
             "w_dom",
             "wrongname",
             "domain_validation",
             &[("tls_domain", "mx.mf.test")],
+            CERT_NAME_MISMATCH,
+        )
+        .certificate(&c.wrongname, 0.0),
+        // Without tls_domain, the name is checked against the address connected to.
+        Case::pf(
+            "w_ip",
+            "wrongname",
+            "domain_validation",
+            &[],
+            CERT_NAME_MISMATCH,
         ),
-        "w_dom",
-        "4.7.320",
-        "tls",
-        "cert_name_mismatch",
-    );
-    assert_certificate(&m, "w_dom", &certs().wrongname, 0.0);
-}
-
-#[test]
-fn wrong_name_without_tls_domain_is_checked_against_the_address() {
-    run(
-        pf("w_ip", "wrongname", "domain_validation", &[]),
-        "w_ip",
-        "4.7.320",
-        "tls",
-        "cert_name_mismatch",
-    );
-}
-
-#[test]
-fn wrong_name_under_certificate_validation_is_ok_but_not_valid() {
-    let m = run(
-        pf(
+        // certificate_validation does not check the name, but the certificate is still not
+        // fully valid.
+        Case::pf(
             "w_cert",
             "wrongname",
             "certificate_validation",
             &[("tls_domain", "mx.mf.test")],
-        ),
-        "w_cert",
-        "ok",
-        "",
-        "",
-    );
-    assert_certificate(&m, "w_cert", &certs().wrongname, 0.0);
+            OK,
+        )
+        .certificate(&c.wrongname, 0.0),
+    ]);
 }
 
 #[test]
-fn other_ca_is_cert_untrusted() {
-    let m = run(
-        pf("u_cert", "untrusted", "certificate_validation", &[]),
-        "u_cert",
-        "4.7.320",
-        "tls",
-        "cert_untrusted",
-    );
-    assert_certificate(&m, "u_cert", &certs().untrusted, 0.0);
-}
-
-#[test]
-fn self_signed_is_cert_untrusted() {
-    run(
-        pf(
-            "s_dom",
-            "selfsigned",
-            "domain_validation",
-            &[("tls_domain", "localhost")],
-        ),
-        "s_dom",
-        "4.7.320",
-        "tls",
-        "cert_untrusted",
-    );
-}
-
-#[test]
-fn without_ca_file_the_test_ca_is_untrusted() {
+fn certificate_trust_and_signature() {
+    let c = certs();
     let port = postfix().port("valid").to_string();
-    let entry = connector(
+    // Without ca_file, the test CA is untrusted.
+    let no_ca_file = connector(
         "noca",
         &[
             ("smart_hosts", "[127.0.0.1]"),
@@ -440,28 +347,30 @@ fn without_ca_file_the_test_ca_is_untrusted() {
             ("tls_settings", "certificate_validation"),
         ],
     );
-    run(entry, "noca", "4.7.320", "tls", "cert_untrusted");
-}
-
-#[test]
-fn bad_signature_is_cert_invalid() {
-    run(
-        pf("b_cert", "badsig", "certificate_validation", &[]),
-        "b_cert",
-        "4.7.320",
-        "tls",
-        "cert_invalid",
-    );
-}
-
-#[test]
-fn untrusted_under_encryption_only_is_ok_but_not_valid() {
-    let m = run(
-        pf("u_enc", "untrusted", "encryption_only", &[]),
-        "u_enc",
-        "ok",
-        "",
-        "",
-    );
-    assert_certificate(&m, "u_enc", &certs().untrusted, 0.0);
+    run(vec![
+        Case::pf(
+            "u_cert",
+            "untrusted",
+            "certificate_validation",
+            &[],
+            CERT_UNTRUSTED,
+        )
+        .certificate(&c.untrusted, 0.0),
+        Case::pf(
+            "s_dom",
+            "selfsigned",
+            "domain_validation",
+            &[("tls_domain", "localhost")],
+            CERT_UNTRUSTED,
+        ),
+        Case::entry("noca", no_ca_file, CERT_UNTRUSTED),
+        Case::pf(
+            "b_cert",
+            "badsig",
+            "certificate_validation",
+            &[],
+            ("4.7.320", "tls", "cert_invalid"),
+        ),
+        Case::pf("u_enc", "untrusted", "encryption_only", &[], OK).certificate(&c.untrusted, 0.0),
+    ]);
 }
