@@ -221,6 +221,25 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 }
 
 /// Parses and validates configuration `text`; `path` names it in errors and anchors `ca_file`.
+///
+/// ```
+/// use std::path::Path;
+/// use mailflow_exporter::config::{parse, Route, TlsSettings};
+///
+/// let config = parse(
+///     "connectors:\n  - name: contoso-onprem\n    smart_hosts: [mail.contoso.com]\n",
+///     Path::new("mailflow.yml"),
+/// )
+/// .expect("a valid configuration");
+/// let connector = &config.connectors[0];
+/// assert_eq!(connector.port, 25);
+/// assert_eq!(connector.tls_settings, TlsSettings::Opportunistic);
+/// assert!(matches!(&connector.route, Route::SmartHosts(hosts) if hosts.len() == 1));
+///
+/// let problem = parse("connectors:\n  - name: x\n    smart_host: [h]\n", Path::new("mailflow.yml"))
+///     .expect_err("a typo");
+/// assert!(problem.to_string().starts_with("mailflow.yml:3:5: connectors[0].smart_host: unknown field"));
+/// ```
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let raw: RawConfig = from_yaml(text, path).map_err(|p| ConfigError::Invalid(vec![p]))?;
     Validator::new(path).validate(raw)
