@@ -73,6 +73,8 @@ type SharedProbe = Shared<BoxFuture<'static, Option<Arc<Probed>>>>;
 struct InFlight {
     id: u64,
     deadline: Instant,
+    /// The engine (so the configuration) it runs under: after a reload, scrapes don't join it.
+    engine: Arc<Engine>,
     probe: SharedProbe,
 }
 
@@ -302,7 +304,12 @@ impl App {
         let shared = {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
             match in_flight.get(connector) {
-                Some(running) if running.deadline <= deadline => running.probe.clone(),
+                Some(running)
+                    if running.deadline <= deadline
+                        && Arc::ptr_eq(&running.engine, &loaded.engine) =>
+                {
+                    running.probe.clone()
+                }
                 _ => {
                     let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                     let probe = self.start(loaded.engine.clone(), connector, id, deadline);
@@ -311,6 +318,7 @@ impl App {
                         InFlight {
                             id,
                             deadline,
+                            engine: loaded.engine.clone(),
                             probe: probe.clone(),
                         },
                     );
@@ -347,8 +355,14 @@ impl App {
             app.finish(&name, id);
             let report = report?;
             let at = SystemTime::now();
-            let state = app.state.record(&name, &report.outcome, at);
-            app.state_changed.notify_one();
+            // A connector that a reload removed meanwhile keeps no state: it would come back.
+            let state = if app.loaded().engine.has(&name) {
+                let state = app.state.record(&name, &report.outcome, at);
+                app.state_changed.notify_one();
+                state
+            } else {
+                ConnectorState::default()
+            };
             if let Err(failure) = &report.outcome {
                 tracing::debug!(connector = %name, code = %failure.code(), phase = %failure.phase, reason = %failure.reason, "probe failed");
             }

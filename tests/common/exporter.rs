@@ -128,6 +128,41 @@ impl Exporter {
         self.wait_listening(&rx, &yaml);
     }
 
+    /// The process id of the running binary.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send it a signal with `kill -SIGNAL PID` (e.g. `"HUP"`, `"TERM"`); panics if `kill`
+    /// fails.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().to_string();
+        let out = Command::new("kill")
+            .args([&format!("-{signal}"), pid.as_str()])
+            .output()
+            .unwrap_or_else(|e| panic!("run kill -{signal} {pid}: {e}"));
+        assert!(
+            out.status.success(),
+            "kill -{signal} {pid} failed: {}",
+            combined_output(&out)
+        );
+    }
+
+    /// Wait (at most `max`) for the process to exit on its own and reap it; its exit status, or
+    /// `None` if it is still running.
+    pub fn wait_exit(&mut self, max: Duration) -> Option<std::process::ExitStatus> {
+        let start = std::time::Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if start.elapsed() > max {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Everything it logged so far.
     pub fn logs(&self) -> String {
         self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
