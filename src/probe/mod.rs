@@ -7,6 +7,7 @@
 
 pub mod dns;
 pub mod limits;
+mod quickack;
 pub mod smtp;
 pub mod tls;
 
@@ -25,6 +26,7 @@ use crate::config::{Config, Connector, DnsSettings, Host, Route, TlsSettings, Tr
 use crate::outcome::{Failure, Outcome, Phase, Reason, connector_outcome};
 use dns::Dns;
 use limits::{Limiter, Permit};
+use quickack::QuickAck;
 use smtp::{Reply, Session, SmtpError};
 use tls::{ExpectedName, TlsContext, TlsFacts, Validator};
 
@@ -320,7 +322,7 @@ impl<'a> Attempt<'a> {
         self.finish(session).await
     }
 
-    async fn connect(&mut self) -> Result<TcpStream, Failure> {
+    async fn connect(&mut self) -> Result<QuickAck, Failure> {
         let started = Instant::now();
         let address = SocketAddr::new(self.address, self.connector().port);
         // Waiting for leave to connect counts as connecting: a sending server held back by its
@@ -342,7 +344,7 @@ impl<'a> Attempt<'a> {
         stream
             .set_nodelay(true)
             .map_err(|_| Failure::new(Phase::Connect, Reason::Reset))?;
-        Ok(stream)
+        Ok(QuickAck::new(stream))
     }
 
     async fn greeting<S: AsyncRead + AsyncWrite + Unpin>(
@@ -463,8 +465,8 @@ impl<'a> Attempt<'a> {
     /// The TLS handshake and the certificate checks the connector asks for.
     async fn start_tls(
         &mut self,
-        stream: TcpStream,
-    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Failure> {
+        stream: QuickAck,
+    ) -> Result<tokio_rustls::client::TlsStream<QuickAck>, Failure> {
         let started = Instant::now();
         let sni = match self.address_or_name() {
             Host::Name(name) => ServerName::try_from(name).ok(),
