@@ -15,6 +15,7 @@
 pub mod app;
 pub mod config;
 pub mod drill;
+pub mod exposition;
 pub mod import;
 pub mod metrics;
 pub mod outcome;

@@ -18,7 +18,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
 use crate::app::App;
-use crate::metrics::{Format, ProbeMetrics};
+use crate::exposition::Format;
+use crate::metrics::ProbeMetrics;
 use crate::web::{self, Authorization, WebConfig};
 
 /// How much of Prometheus' scrape timeout is kept back for the answer to travel.
@@ -155,15 +156,7 @@ async fn handle(app: &Arc<App>, request: Request<Incoming>) -> Response<Full<Byt
     let path = request.uri().path();
     match (request.method(), path) {
         (&Method::GET, "/probe") => probe(app, &request).await,
-        (&Method::GET, "/metrics") => {
-            let queue = app.postfix_queue(METRICS_QUEUE_MAX_AGE).await;
-            let loaded = app.loaded();
-            let connectors = loaded.config.connectors.iter().map(|c| c.name.as_str());
-            let body = app
-                .metrics()
-                .encode(queue.as_deref().map(|summary| (summary, connectors)));
-            metrics_response(&request, body)
-        }
+        (&Method::GET, "/metrics") => own_metrics(app, &request).await,
         (&Method::GET, "/sd") => service_discovery(app, &request),
         (&Method::GET | &Method::HEAD, "/-/healthy") => text(StatusCode::OK, "Healthy\n"),
         (&Method::GET | &Method::HEAD, "/-/ready") => text(StatusCode::OK, "Ready\n"),
@@ -214,29 +207,42 @@ async fn probe(app: &Arc<App>, request: &Request<Incoming>) -> Response<Full<Byt
         },
         None => app.probe_all(deadline).await,
     };
-    let metrics = ProbeMetrics::new();
     let queue = app.postfix_queue(PROBE_QUEUE_MAX_AGE).await;
+    let mut metrics = ProbeMetrics::new();
     for each in &probed {
         metrics.add(&each.report, &each.state, each.at);
-        if let Some(summary) = &queue {
-            metrics.add_queue(summary, &each.report.connector.name);
-        }
     }
-    metrics_response(request, metrics.encode())
+    if let Some(summary) = &queue {
+        metrics.add_queue(summary);
+    }
+    let format = format_of(request);
+    respond(
+        StatusCode::OK,
+        format.content_type(),
+        metrics.encode(format),
+    )
 }
 
-/// Metrics in the format the client asks for.
-fn metrics_response(request: &Request<Incoming>, openmetrics: String) -> Response<Full<Bytes>> {
+/// `GET /metrics`: the exporter's own metrics and the Postfix queue.
+async fn own_metrics(app: &Arc<App>, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let queue = app.postfix_queue(METRICS_QUEUE_MAX_AGE).await;
+    let loaded = app.loaded();
+    let connectors = loaded.config.connectors.iter().map(|c| c.name.as_str());
+    let format = format_of(request);
+    let body = app.metrics().encode(
+        format,
+        queue.as_deref().map(|summary| (summary, connectors)),
+    );
+    respond(StatusCode::OK, format.content_type(), body)
+}
+
+/// The exposition format the client asks for.
+fn format_of(request: &Request<Incoming>) -> Format {
     let accept = request
         .headers()
         .get(hyper::header::ACCEPT)
         .and_then(|v| v.to_str().ok());
-    let format = Format::negotiate(accept);
-    respond(
-        StatusCode::OK,
-        format.content_type(),
-        format.convert(openmetrics),
-    )
+    Format::negotiate(accept)
 }
 
 /// The probe deadline: Prometheus' scrape timeout less a margin.
