@@ -1,0 +1,47 @@
+//! Helpers of the benchmark harness.
+
+pub(crate) mod client;
+pub(crate) mod http;
+pub(crate) mod postfix;
+pub(crate) mod procs;
+pub(crate) mod smtpd;
+
+/// The `q`-th percentile (0..=100, nearest rank) of `values`; NaN when empty.
+pub(crate) fn percentile(values: &[f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((q / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// The share (percent) of `values` above `limit`.
+pub(crate) fn share_above(values: &[f64], limit: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    100.0 * values.iter().filter(|&&v| v > limit).count() as f64 / values.len() as f64
+}
+
+/// The value of the first sample of metric `name` in a text exposition (any labels).
+pub(crate) fn metric(text: &str, name: &str) -> Option<f64> {
+    samples(text, name).next()
+}
+
+/// Every sample value of metric `name` (exactly that name, any labels).
+pub(crate) fn samples<'a>(text: &'a str, name: &'a str) -> impl Iterator<Item = f64> + 'a {
+    text.lines().filter_map(move |line| {
+        let rest = line.strip_prefix(name)?;
+        if !(rest.starts_with('{') || rest.starts_with(' ')) {
+            return None;
+        }
+        // The value follows the labels; labels here never hold "} ".
+        let value_part = match rest.rfind('}') {
+            Some(i) => &rest[i + 1..],
+            None => rest,
+        };
+        value_part.split_whitespace().next()?.parse().ok()
+    })
+}
