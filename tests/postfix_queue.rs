@@ -15,6 +15,8 @@ mod http;
 mod metrics;
 #[path = "common/postfix_sender.rs"]
 mod postfix_sender;
+#[path = "common/postfix_services.rs"]
+mod postfix_services;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};

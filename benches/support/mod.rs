@@ -3,6 +3,8 @@
 pub(crate) mod client;
 pub(crate) mod http;
 pub(crate) mod postfix;
+#[path = "../../tests/common/postfix_services.rs"]
+pub(crate) mod postfix_services;
 pub(crate) mod procs;
 pub(crate) mod smtpd;
 

@@ -13,6 +13,7 @@ pub mod http;
 pub mod metrics;
 pub mod net;
 pub mod postfix;
+pub mod postfix_services;
 pub mod prometheus;
 pub mod reaper;
 pub mod smtp;

@@ -108,7 +108,10 @@ impl Sender {
         std::fs::write(base.join("queue/etc/hosts"), "127.0.0.1 localhost\n")
             .expect("write the chroot's hosts");
         std::fs::write(conf.join("main.cf"), main_cf(&base)).expect("write main.cf");
-        std::fs::write(conf.join("master.cf"), MASTER_CF).expect("write master.cf");
+        // No smtpd at all; `smtp` (the only service that looks names up) runs chrooted in the
+        // queue directory, so that it reads the queue directory's etc/resolv.conf.
+        let master_cf = crate::postfix_services::internal_services(true);
+        std::fs::write(conf.join("master.cf"), master_cf).expect("write master.cf");
         let mut transport = String::new();
         let mut policies = String::new();
         for route in routes {
@@ -406,26 +409,3 @@ maillog_file = {b}/maillog
     )
 }
 
-/// No smtpd at all; `smtp` (the only service that looks names up) runs chrooted in the queue
-/// directory, so that it reads the queue directory's etc/resolv.conf.
-const MASTER_CF: &str = "\
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       y       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-";
