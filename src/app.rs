@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 use futures_util::FutureExt;
-use futures_util::future::{BoxFuture, Shared, join_all};
+use futures_util::future::{BoxFuture, Shared};
+use futures_util::stream::{self, StreamExt};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -330,14 +331,29 @@ impl App {
     }
 
     /// Probes every connector concurrently by `deadline`.
+    /// At most as many connectors are in progress at once as probes may hold connections, so
+    /// that a scrape of thousands of connectors does not keep thousands of waiting probes (each
+    /// a few KiB) in memory; the results come back in configuration order.
     pub async fn probe_all(self: &Arc<Self>, deadline: Instant) -> Vec<Arc<Probed>> {
         let loaded = self.loaded();
-        let probes = loaded
+        let names: Vec<(usize, String)> = loaded
             .config
             .connectors
             .iter()
-            .map(|c| self.probe(&c.name, deadline));
-        join_all(probes).await.into_iter().flatten().collect()
+            .map(|c| c.name.clone())
+            .enumerate()
+            .collect();
+        let mut probed: Vec<(usize, Arc<Probed>)> = stream::iter(names)
+            .map(|(index, name)| {
+                let app = self.clone();
+                async move { app.probe(&name, deadline).await.map(|p| (index, p)) }
+            })
+            .buffer_unordered(self.limiter.limits().total)
+            .filter_map(std::future::ready)
+            .collect()
+            .await;
+        probed.sort_unstable_by_key(|(index, _)| *index);
+        probed.into_iter().map(|(_, p)| p).collect()
     }
 
     /// Spawns a probe of `connector` that records its outcome once, whoever waits for it.

@@ -57,6 +57,11 @@ impl Limiter {
         }
     }
 
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     /// Waits for leave to connect to `address`, until `deadline`; `None` when it did not come.
     pub async fn acquire(&self, address: SocketAddr, deadline: Instant) -> Option<Permit<'_>> {
         let semaphore = self
