@@ -186,27 +186,9 @@ fn master_cf(stock: u16, noticket: u16, openssl_cnf: &Path) -> String {
     format!(
         "127.0.0.1:{stock} inet n - n - - smtpd -o syslog_name=bench-stock
 127.0.0.1:{noticket} inet n - n - - smtpd -o syslog_name=bench-noticket -o tls_ssl_options=NO_TICKET -o tls_config_file={cnf}
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-",
-        cnf = openssl_cnf.display()
+{services}",
+        cnf = openssl_cnf.display(),
+        services = super::postfix_services::internal_services(false),
     )
 }
 

@@ -408,4 +408,3 @@ maillog_file = {b}/maillog
 "
     )
 }
-
