@@ -148,20 +148,7 @@ fn run(cmd: &mut Command) -> Result<()> {
 fn main_cf(base: &Path, cert: &Path, key: &Path) -> String {
     let b = base.display();
     format!(
-        "compatibility_level = 3.6
-queue_directory = {b}/queue
-data_directory = {b}/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mx.bench.test
-mydomain = bench.test
-myorigin = bench.test
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mydestination =
-relay_domains =
-mynetworks = 127.0.0.0/8
-default_transport = discard:the benchmark never delivers
+        "{base_cf}default_transport = discard:the benchmark never delivers
 relay_transport = discard:the benchmark never delivers
 local_transport = discard:the benchmark never delivers
 virtual_transport = discard:the benchmark never delivers
@@ -178,7 +165,13 @@ smtpd_tls_cert_file = {cert}
 smtpd_tls_key_file = {key}
 ",
         cert = cert.display(),
-        key = key.display()
+        key = key.display(),
+        base_cf = super::postfix_services::base_main_cf(
+            base,
+            "mx.bench.test",
+            "bench.test",
+            "bench.test"
+        ),
     )
 }
 

@@ -120,20 +120,7 @@ fn listener_options(name: &str) -> String {
 fn main_cf(base: &Path) -> String {
     let b = base.display();
     format!(
-        "compatibility_level = 3.6
-queue_directory = {b}/queue
-data_directory = {b}/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mx.mf.test
-mydomain = mf.test
-myorigin = mf.test
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mydestination =
-relay_domains =
-mynetworks = 127.0.0.0/8
-default_transport = discard:the mailflow test fixture never delivers
+        "{base_cf}default_transport = discard:the mailflow test fixture never delivers
 relay_transport = discard:the mailflow test fixture never delivers
 local_transport = discard:the mailflow test fixture never delivers
 virtual_transport = discard:the mailflow test fixture never delivers
@@ -145,7 +132,8 @@ biff = no
 maillog_file_prefixes = {b}
 maillog_file = {b}/maillog
 smtpd_tls_loglevel = 1
-"
+",
+        base_cf = super::postfix_services::base_main_cf(base, "mx.mf.test", "mf.test", "mf.test"),
     )
 }
 

@@ -365,20 +365,7 @@ fn run(cmd: &mut Command) -> Result<String, String> {
 fn main_cf(base: &Path) -> String {
     let b = base.display();
     format!(
-        "compatibility_level = 3.6
-queue_directory = {b}/queue
-data_directory = {b}/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = sender.mf.test
-mydomain = mf.test
-myorigin = test.invalid
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mydestination =
-relay_domains =
-mynetworks = 127.0.0.0/8
-transport_maps = texthash:{b}/conf/transport
+        "{base_cf}transport_maps = texthash:{b}/conf/transport
 default_transport = error:no route in the mailflow queue test
 relay_transport = error:no route in the mailflow queue test
 local_transport = error:no local delivery in the mailflow queue test
@@ -405,6 +392,12 @@ maximal_backoff_time = 2h
 queue_run_delay = 1h
 maillog_file_prefixes = {b}
 maillog_file = {b}/maillog
-"
+",
+        base_cf = crate::postfix_services::base_main_cf(
+            base,
+            "sender.mf.test",
+            "mf.test",
+            "test.invalid"
+        ),
     )
 }

@@ -1,5 +1,30 @@
-//! The internal services of a Postfix `master.cf` (Postfix 3.7's stock table), shared by every
-//! Postfix instance the tests and benchmarks start; each adds its own smtpd listeners.
+//! What every Postfix instance the tests and benchmarks start has in common: the internal
+//! services of `master.cf` (Postfix 3.7's stock table; each instance adds its own smtpd
+//! listeners) and the base of `main.cf` (its own directories, loopback only, no local domains).
+
+use std::path::Path;
+
+/// The first lines of `main.cf` for an instance living under `base`, named `myhostname` in
+/// `mydomain`, with `myorigin`.
+pub fn base_main_cf(base: &Path, myhostname: &str, mydomain: &str, myorigin: &str) -> String {
+    let b = base.display();
+    format!(
+        "compatibility_level = 3.6
+queue_directory = {b}/queue
+data_directory = {b}/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = {myhostname}
+mydomain = {mydomain}
+myorigin = {myorigin}
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mydestination =
+relay_domains =
+mynetworks = 127.0.0.0/8
+"
+    )
+}
 
 /// The stock internal services; with `chroot_smtp`, the `smtp` client runs chrooted in the queue
 /// directory (so that it reads the queue directory's `etc/resolv.conf`).
