@@ -362,7 +362,6 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 mod tests {
     use super::*;
     use rcgen::{CertificateParams, DnType, KeyPair};
-    use std::time::Duration;
 
     struct Ca {
         params: CertificateParams,
@@ -491,7 +490,6 @@ mod tests {
         let in_ten_days = UnixTime::now().as_secs() as i64 + 10 * 86400;
         assert!((facts.not_after - in_ten_days).abs() < 120);
         assert_eq!(facts.chain_not_after, facts.not_after);
-        let _ = Duration::ZERO;
     }
 
     #[test]
