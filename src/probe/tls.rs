@@ -50,9 +50,7 @@ impl TlsContext {
         let mut config = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate {
-                signatures: HandshakeSignatures::new(provider.clone()),
-            }))
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate::new(provider.clone())))
             .with_no_client_auth();
         // A probe never resumes a session: don't keep tickets.
         config.resumption = rustls::client::Resumption::disabled();
@@ -319,8 +317,17 @@ fn classify_handshake_error(error: &std::io::Error) -> Reason {
 /// Accepts any certificate during the handshake (validation happens afterwards, on the facts),
 /// but verifies the handshake signatures, so the session is still bound to the presented key.
 #[derive(Debug)]
-struct AcceptAnyCertificate {
+pub struct AcceptAnyCertificate {
     signatures: HandshakeSignatures,
+}
+
+impl AcceptAnyCertificate {
+    /// The verifier probes use, checking handshake signatures with `provider`'s algorithms.
+    pub fn new(provider: Arc<CryptoProvider>) -> Self {
+        AcceptAnyCertificate {
+            signatures: HandshakeSignatures::new(provider),
+        }
+    }
 }
 
 impl ServerCertVerifier for AcceptAnyCertificate {
