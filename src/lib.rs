@@ -8,10 +8,12 @@
 //!   [`outcome`];
 //! - [`app`] holds the running configuration, shares probes in flight between scrapes and
 //!   records each outcome in [`state`], which [`state_file`] keeps across restarts;
-//! - [`metrics`] turns reports and state into Prometheus metrics, which [`server`] serves;
+//! - [`metrics`] turns reports and state into Prometheus metrics in the format of
+//!   [`exposition`], which [`server`] serves, behind [`web`] (TLS, basic auth) when configured;
+//! - [`postfix`] counts a real Postfix queue per connector and code;
+//! - [`import`] turns Exchange Online connector JSON into a configuration;
 //! - [`report`] explains a probe to a person (the `probe` subcommand);
-//! - [`drill`] starts loopback targets failing in every way, for a fire drill;
-//! - [`web`] reads `--web.config.file`: TLS and basic authentication for the HTTP endpoint.
+//! - [`drill`] starts loopback targets failing in every way, for a fire drill.
 pub mod app;
 pub mod config;
 pub mod drill;
