@@ -5,36 +5,22 @@
 #[path = "common/http.rs"]
 #[allow(dead_code)]
 mod http;
+#[path = "common/launch.rs"]
+#[allow(dead_code)]
+mod launch;
 #[path = "common/metrics.rs"]
 #[allow(dead_code)]
 mod metrics;
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+
+use launch::Launched;
 use std::time::{Duration, Instant};
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn the_drill_shows_every_code() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailflow_exporter"))
-        .args(["drill", "--web.listen-address", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the drill");
-    let stdout = child.stdout.take().expect("stdout");
-    let stderr = child.stderr.take().expect("stderr");
-    let _running = Running(child);
+    let mut drill = Launched::start(["drill"]);
+    let stdout = drill.take_stdout();
 
     // The announced connectors and the code each should show.
     let mut expected = Vec::new();
@@ -46,18 +32,7 @@ fn the_drill_shows_every_code() {
             expected.push((name.trim().to_owned(), code.trim().to_owned()));
         }
     }
-    let address: SocketAddr = BufReader::new(stderr)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|line| {
-            line.contains("listening")
-                .then(|| {
-                    line.split_whitespace()
-                        .find_map(|f| f.strip_prefix("address=")?.parse().ok())
-                })
-                .flatten()
-        })
-        .expect("the drill's listening address");
+    let address = drill.address;
 
     let started = Instant::now();
     let response = http::get(

@@ -5,13 +5,16 @@
 #[path = "common/http.rs"]
 #[allow(dead_code)]
 mod http;
+#[path = "common/launch.rs"]
+#[allow(dead_code)]
+mod launch;
 #[path = "common/metrics.rs"]
 #[allow(dead_code)]
 mod metrics;
 
+use launch::Launched;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -209,54 +212,22 @@ fn session(mut stream: TcpStream, hostility: Hostility, stop: &AtomicBool) -> st
     Ok(())
 }
 
-struct Exporter {
-    child: Child,
-    address: SocketAddr,
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The exporter under test, killed when dropped.
+struct Exporter(Launched);
 
 impl Exporter {
     fn start(config: &str) -> (Exporter, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("mailflow.yml");
         std::fs::write(&file, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mailflow_exporter"))
-            .arg("--config.file")
-            .arg(&file)
-            .args(["--web.listen-address", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        let address = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find_map(|line| {
-                line.contains("listening")
-                    .then(|| {
-                        line.split_whitespace()
-                            .find_map(|f| f.strip_prefix("address=")?.parse().ok())
-                    })
-                    .flatten()
-            })
-            .expect("listening address");
-        // Keep draining the log so the exporter never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-        (Exporter { child, address }, dir)
+        let launched = Launched::start([std::ffi::OsStr::new("--config.file"), file.as_os_str()]);
+        (Exporter(launched), dir)
     }
 
     /// Resident set size, KiB.
     fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.0.child.id())).unwrap();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -265,7 +236,7 @@ impl Exporter {
     }
 
     fn is_running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
+        self.0.child.try_wait().unwrap().is_none()
     }
 }
 
@@ -285,7 +256,7 @@ fn hostile_servers_are_classified_and_memory_stays_flat() {
     let scrape = |exporter: &Exporter| {
         let started = Instant::now();
         let response = http::get(
-            exporter.address,
+            exporter.0.address,
             "/probe",
             &[("X-Prometheus-Scrape-Timeout-Seconds", "4")],
         )

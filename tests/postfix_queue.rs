@@ -10,6 +10,9 @@
 #[path = "common/http.rs"]
 #[allow(dead_code)]
 mod http;
+#[path = "common/launch.rs"]
+#[allow(dead_code)]
+mod launch;
 #[path = "common/metrics.rs"]
 #[allow(dead_code)]
 mod metrics;
@@ -20,12 +23,12 @@ mod postfix_services;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use launch::Launched;
 use postfix_sender::{Route, Sender};
 
 /// The failure codes, every one of which the exporter reports per connector (from 0).
@@ -261,79 +264,28 @@ fn closed_port(ip: Ipv4Addr) -> (socket2::Socket, u16) {
     (socket, port)
 }
 
-/// The exporter, killed when dropped; its standard error is kept.
-struct Exporter {
-    child: Child,
-    address: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The exporter, killed when dropped; its log is kept.
+struct Exporter(Launched);
 
 impl Exporter {
-    /// Starts the exporter with `config` (written to `dir`) on 127.0.0.1:0 and waits for its
-    /// `listening` line.
+    /// Starts the exporter with `config` (written to `dir`) and waits for its `listening` line.
     fn start(dir: &std::path::Path, config: &str) -> Exporter {
         let file = dir.join("mailflow.yml");
         std::fs::write(&file, config).expect("write the exporter configuration");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mailflow_exporter"))
-            .arg("--config.file")
-            .arg(&file)
-            .args(["--web.listen-address", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the exporter");
-        let stderr = child.stderr.take().expect("stderr");
-        let kept = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = kept.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("listening") {
-                    let address = line
-                        .split_whitespace()
-                        .find_map(|f| f.strip_prefix("address=")?.parse::<SocketAddr>().ok());
-                    if let Some(address) = address {
-                        let _ = tx.send(address);
-                    }
-                }
-                let mut kept = sink.lock().unwrap();
-                if kept.len() < 1 << 20 {
-                    kept.push_str(&line);
-                    kept.push('\n');
-                }
-            }
-        });
-        let mut exporter = Exporter {
-            child,
-            address: SocketAddr::from(([127, 0, 0, 1], 0)),
-            stderr: kept,
-        };
-        match rx.recv_timeout(Duration::from_secs(15)) {
-            Ok(address) => exporter.address = address,
-            Err(_) => panic!(
-                "the exporter did not report its address; stderr:\n{}",
-                exporter.stderr.lock().unwrap()
-            ),
-        }
-        exporter
+        Exporter(Launched::start([
+            std::ffi::OsStr::new("--config.file"),
+            file.as_os_str(),
+        ]))
     }
 
     fn scrape(&self) -> metrics::Metrics {
-        let response = http::get(self.address, "/metrics", &[]).expect("GET /metrics");
+        let response = http::get(self.0.address, "/metrics", &[]).expect("GET /metrics");
         assert_eq!(
             response.status,
             200,
             "GET /metrics: {}\nstderr:\n{}",
             response.body,
-            self.stderr.lock().unwrap()
+            self.0.log()
         );
         metrics::Metrics::parse(&response.body)
     }
@@ -656,16 +608,11 @@ fn a_missing_queue_command_is_a_metric_not_a_failed_scrape() {
         "no queue series without a reading:\n{lines}"
     );
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !exporter
-        .stderr
-        .lock()
-        .unwrap()
-        .contains("cannot read the Postfix queue")
-    {
+    while !exporter.0.log().contains("cannot read the Postfix queue") {
         assert!(
             Instant::now() < deadline,
             "no log line about the queue; stderr:\n{}",
-            exporter.stderr.lock().unwrap()
+            exporter.0.log()
         );
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -2,28 +2,24 @@
 //! TLS, client certificates, and a reload that re-reads the file. Loopback only.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::io::{BufRead, BufReader};
+#[path = "common/launch.rs"]
+#[allow(dead_code)]
+mod launch;
+
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 
+use launch::Launched;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
 const PASSWORD: &str = "s3cret-Pa55";
 
 /// The exporter, started with a web config; killed on drop. Its log is collected.
 struct Exporter {
-    child: Child,
+    launched: Launched,
     address: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Exporter {
@@ -34,53 +30,21 @@ impl Exporter {
             "connectors:\n  - name: local\n    smart_hosts: [127.0.0.1]\n    port: 1\n",
         )
         .expect("config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mailflow_exporter"))
-            .arg("--config.file")
-            .arg(dir.join("mailflow.yml"))
-            .arg("--web.config.file")
-            .arg(dir.join("web.yml"))
-            .args([
-                "--web.listen-address",
-                "127.0.0.1:0",
-                "--log.level",
-                "debug",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the exporter");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let mut log = Vec::new();
-        let address = loop {
-            let line = lines
-                .next()
-                .unwrap_or_else(|| panic!("the exporter exited: {log:?}"))
-                .expect("log line");
-            log.push(line.clone());
-            if line.contains("listening") {
-                break line
-                    .split_whitespace()
-                    .find_map(|f| f.strip_prefix("address=")?.parse().ok())
-                    .expect("address");
-            }
-        };
-        let log = Arc::new(Mutex::new(log));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Exporter {
-            child,
-            address,
-            log,
-        }
+        let (config, web) = (dir.join("mailflow.yml"), dir.join("web.yml"));
+        let launched = Launched::start([
+            OsStr::new("--config.file"),
+            config.as_os_str(),
+            OsStr::new("--web.config.file"),
+            web.as_os_str(),
+            OsStr::new("--log.level"),
+            OsStr::new("debug"),
+        ]);
+        let address = launched.address;
+        Exporter { launched, address }
     }
 
     fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.launched.log()
     }
 }
 
