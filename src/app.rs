@@ -380,7 +380,7 @@ impl App {
                 ConnectorState::default()
             };
             if let Err(failure) = &report.outcome {
-                tracing::debug!(connector = %name, code = %failure.code(), phase = %failure.phase, reason = %failure.reason, "probe failed");
+                tracing::debug!(connector = %name, code = %failure.code(), phase = %failure.phase(), reason = %failure.reason(), "probe failed");
             }
             Some(Arc::new(Probed { report, state, at }))
         });

@@ -96,12 +96,12 @@ impl<'a> ProbeMetrics<'a> {
         );
         for p in &self.probes {
             if let Err(failure) = &p.report.outcome {
-                let reply = failure.reply.map(|r| r.to_string()).unwrap_or_default();
+                let reply = failure.reply().map(|r| r.to_string()).unwrap_or_default();
                 let labels = [
                     ("connector", name(p)),
                     ("code", failure.code().as_str()),
-                    ("phase", failure.phase.as_str()),
-                    ("reason", failure.reason.as_str()),
+                    ("phase", failure.phase().as_str()),
+                    ("reason", failure.reason().as_str()),
                     ("reply", reply.as_str()),
                 ];
                 w.sample(&labels, 1.0);

@@ -305,6 +305,21 @@ impl Failure {
         }
     }
 
+    /// The phase that failed.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Why it failed, as a label value.
+    pub fn reason(&self) -> Reason {
+        self.reason
+    }
+
+    /// The server's three-digit reply code, when a reply caused the failure.
+    pub fn reply(&self) -> Option<u16> {
+        self.reply
+    }
+
     /// The mail flow code of this failure, by the mapping table of `codes.md`.
     pub fn code(&self) -> Code {
         match (self.phase, self.reason) {

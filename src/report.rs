@@ -20,7 +20,7 @@ pub fn render(report: &Report, now: SystemTime) -> String {
         code.title(),
         match &report.outcome {
             Ok(()) => String::new(),
-            Err(f) => format!(" in phase {}, reason {}", f.phase, f.reason),
+            Err(f) => format!(" in phase {}, reason {}", f.phase(), f.reason()),
         }
     );
     let _ = writeln!(out, "probe took {}", millis(report.duration));
@@ -48,8 +48,11 @@ fn render_target(out: &mut String, target: &TargetReport, now: SystemTime) {
             let _ = writeln!(out);
         }
         Err(f) => {
-            let reply = f.reply.map(|r| format!(", reply {r}")).unwrap_or_default();
-            let _ = writeln!(out, " ({}: {}{reply})", f.phase, f.reason);
+            let reply = f
+                .reply()
+                .map(|r| format!(", reply {r}"))
+                .unwrap_or_default();
+            let _ = writeln!(out, " ({}: {}{reply})", f.phase(), f.reason());
         }
     }
     for (phase, elapsed) in &target.phases {

@@ -300,7 +300,7 @@ fn landing_page(app: &Arc<App>) -> String {
                 Some(Ok(())) => ("ok".to_owned(), String::new(), state.queue_age(now)),
                 Some(Err(f)) => (
                     f.code().to_string(),
-                    format!("{} / {}", f.phase, f.reason),
+                    format!("{} / {}", f.phase(), f.reason()),
                     state.queue_age(now),
                 ),
                 None => ("not probed yet".to_owned(), String::new(), Duration::ZERO),
