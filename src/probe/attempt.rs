@@ -84,6 +84,7 @@ impl<'a> Attempt<'a> {
         }
     }
 
+    /// The connector probed.
     fn connector(&self) -> &'a Connector {
         &self.probe.connector
     }
@@ -116,9 +117,8 @@ impl<'a> Attempt<'a> {
             .await?;
         if reply.code != 220 {
             if settings.requires_tls() {
-                return Err(Failure::Starttls(StarttlsFailure::Rejected(Some(
-                    reply.code,
-                ))));
+                let rejected = StarttlsFailure::Rejected(Some(reply.code));
+                return Err(Failure::Starttls(rejected));
             }
             // Opportunistic: a sending server carries on in plain text.
             return self.finish(session).await;
@@ -131,6 +131,7 @@ impl<'a> Attempt<'a> {
         self.finish(session).await
     }
 
+    /// Opens the TCP connection, within the engine's caps.
     async fn connect(&mut self) -> Result<QuickAck, Failure> {
         let started = Instant::now();
         let address = SocketAddr::new(self.address, self.connector().port);
@@ -157,6 +158,7 @@ impl<'a> Attempt<'a> {
         Ok(QuickAck::new(stream))
     }
 
+    /// Waits for the server's 220 greeting.
     async fn greeting<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         session: &mut Session<S>,

@@ -19,7 +19,9 @@ use crate::outcome::DnsFailure;
 /// A resolver for one DNS configuration, with its cache; build it once and share it.
 #[derive(Clone)]
 pub struct Dns {
+    /// The resolver, with its cache.
     resolver: TokioResolver,
+    /// How long one lookup may take, within the probe's deadline.
     timeout: std::time::Duration,
 }
 

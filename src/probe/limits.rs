@@ -31,16 +31,22 @@ impl Default for ConnectionCaps {
 pub struct Limiter {
     /// The caps in force.
     caps: ConnectionCaps,
+    /// Connections in all.
     total: Arc<Semaphore>,
+    /// Connections to each address that has a connection or a waiter now (idle ones are dropped).
     per_address: Mutex<HashMap<SocketAddr, Arc<Semaphore>>>,
 }
 
 /// Leave to hold one connection open; released on drop.
 #[derive(Debug)]
 pub struct Permit<'a> {
+    /// The limiter that granted it, to forget the address once idle.
     limiter: &'a Limiter,
+    /// The address and port the connection goes to.
     address: SocketAddr,
+    /// The share of the address's cap; taken first on drop.
     _address_permit: Option<OwnedSemaphorePermit>,
+    /// The share of the total cap.
     _total_permit: OwnedSemaphorePermit,
 }
 

@@ -30,8 +30,11 @@ const MAX_NAMES: usize = 16;
 
 /// What probes share for TLS: the client configuration and the system trust anchors, built once.
 pub struct TlsContext {
+    /// The client every handshake uses: accepts any chain, verifies handshake signatures.
     connector: TlsConnector,
+    /// The cryptography of the client and of the validators.
     provider: Arc<CryptoProvider>,
+    /// The system's trust anchors, the base of every validator.
     system_roots: Vec<CertificateDer<'static>>,
 }
 
