@@ -327,3 +327,27 @@ fn connect_failure(error: &std::io::Error) -> ConnectFailure {
         _ => ConnectFailure::Unreachable,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tls_name_comes_from_the_typed_host() {
+        let address: IpAddr = "192.0.2.7".parse().expect("ip");
+        assert_eq!(
+            server_name(&Host::Name("mx.example.test".into()), address),
+            ServerName::try_from("mx.example.test").expect("name")
+        );
+        let literal: IpAddr = "2001:db8::25".parse().expect("ip");
+        assert_eq!(
+            server_name(&Host::Ip(literal), literal),
+            ServerName::IpAddress(literal.into())
+        );
+        // A name rustls cannot carry falls back to the address connected to.
+        assert_eq!(
+            server_name(&Host::Name("bad name".into()), address),
+            ServerName::IpAddress(address.into())
+        );
+    }
+}
