@@ -1,8 +1,8 @@
 //! The probe engine: walks a connector the way a sending mail server does, on every address of
 //! every host, and reports what each address showed.
 //!
-//! A probe runs in three steps, one file each: [`resolve`] finds the connector's hosts in order
-//! of preference and their addresses; the engine fans out to every address at once; [`attempt`]
+//! A probe runs in three steps, one file each: `resolve.rs` finds the connector's hosts in order
+//! of preference and their addresses; the engine fans out to every address at once; `attempt.rs`
 //! holds the dialogue with one address (connect → greeting → EHLO → STARTTLS or implicit TLS →
 //! TLS and certificate checks → EHLO → optional MAIL FROM / RCPT TO, then RSET → QUIT). The
 //! connector-level rule of [`crate::outcome`] then makes one outcome of them all. [`dns`],
