@@ -261,7 +261,7 @@ impl App {
             }
             Err(error) => {
                 tracing::warn!(error = %error, "cannot read the Postfix queue");
-                self.metrics.queue_read(Err(error.kind()));
+                self.metrics.queue_read(Err(error.kind().as_str()));
                 *cached = None;
                 None
             }

@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use queue::{
-    MAX_MESSAGES, MAX_OUTPUT_BYTES, MAX_STDERR_BYTES, Queue, QueueError, QueueMessage, Recipient,
-    parse_queue, read_queue,
+    MAX_MESSAGES, MAX_OUTPUT_BYTES, MAX_STDERR_BYTES, Queue, QueueError, QueueMessage,
+    QueueReadFailure, Recipient, parse_queue, read_queue,
 };
 pub use reasons::{NextHop, classify, diagnose, next_hop};
 

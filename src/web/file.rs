@@ -11,7 +11,7 @@ use serde_saphyr::{Location, Spanned};
 
 use super::WebConfig;
 use super::auth::{self, BasicAuth};
-use super::tls::{self, BuildError, ClientAuth, TlsSettings};
+use super::tls::{self, BuildError, ClientAuth, ServerTls};
 use crate::config::Problem;
 
 /// Parses and validates web configuration `text`; `path` names it in problems and anchors the
@@ -228,7 +228,7 @@ impl Checker<'_> {
         else {
             return None;
         };
-        let settings = TlsSettings {
+        let settings = ServerTls {
             chain,
             key: private_key,
             client_auth,
