@@ -14,11 +14,11 @@
 //! - [`import`] turns Exchange Online connector JSON into a configuration;
 //! - [`report`] explains a probe to a person (the `probe` subcommand);
 //! - [`drill`] starts loopback targets failing in every way, for a fire drill.
-pub mod app;
 pub mod config;
 pub mod drill;
-pub mod exposition;
+pub mod exporter;
 pub mod import;
+pub mod inflight;
 pub mod metrics;
 pub mod outcome;
 pub mod postfix;
@@ -26,6 +26,5 @@ pub mod probe;
 pub mod report;
 pub mod server;
 pub mod state;
-pub mod state_file;
 mod tls_signatures;
 pub mod web;
