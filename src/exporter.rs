@@ -285,6 +285,12 @@ impl Exporter {
         Some(Arc::new(FinishedProbe { report, state, at }))
     }
 
+    /// The probes in flight, for the tests that watch them.
+    #[cfg(test)]
+    pub(crate) fn in_flight(&self) -> &InFlight<Engine, Option<Arc<FinishedProbe>>> {
+        &self.in_flight
+    }
+
     /// Tells the state file's saver, if any, that the state changed.
     fn state_changed(&self) {
         if let Some(saver) = &self.saver {

@@ -21,6 +21,9 @@ pub struct InFlight<G, T> {
     running: Mutex<HashMap<String, Running<G, T>>>,
     /// Source of the ids that tell a probe from a later one of the same connector.
     next_id: AtomicU64,
+    /// Woken when a scrape joins a probe in flight, for the tests that wait for it.
+    #[cfg(test)]
+    pub(crate) joined: tokio::sync::Notify,
 }
 
 /// A probe in flight that later scrapes may join.
@@ -40,6 +43,8 @@ impl<G, T> Default for InFlight<G, T> {
         InFlight {
             running: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
+            #[cfg(test)]
+            joined: tokio::sync::Notify::new(),
         }
     }
 }
@@ -67,6 +72,8 @@ where
             let mut running = self.lock();
             match running.get(connector) {
                 Some(probe) if probe.deadline <= deadline && Arc::ptr_eq(&probe.under, under) => {
+                    #[cfg(test)]
+                    self.joined.notify_one();
                     probe.probe.clone()
                 }
                 _ => {

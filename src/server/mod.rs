@@ -373,21 +373,4 @@ fn respond(status: StatusCode, content_type: &'static str, body: String) -> Resp
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_parameters_are_decoded() {
-        assert_eq!(
-            query_param("connector=a.b-c", "connector").as_deref(),
-            Some("a.b-c")
-        );
-        assert_eq!(
-            query_param("x=1&connector=a%2Db", "connector").as_deref(),
-            Some("a-b")
-        );
-        assert_eq!(query_param("x=1", "connector"), None);
-        assert_eq!(query_param("connector=%zz", "connector"), None);
-        assert_eq!(query_param("connector", "connector").as_deref(), Some(""));
-    }
-}
+mod tests;
