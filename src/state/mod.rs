@@ -1,6 +1,6 @@
 //! What the exporter remembers between probes: counters, the failure streak and the last
 //! success of each connector. Time is always passed in, so the rules are testable without waiting.
-//! [`file`] keeps it in a file across restarts, and [`saver`] writes that file as it changes.
+//! [`file`](mod@file) keeps it in a file across restarts, and [`saver`] writes that file as it changes.
 
 pub mod file;
 pub mod saver;
