@@ -7,6 +7,7 @@
 
 pub mod dns;
 pub mod limits;
+pub mod mta_sts;
 mod quickack;
 pub mod smtp;
 pub mod tls;
