@@ -276,3 +276,349 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::mta_sts::policy::Mode;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    type Fetch = Pin<Box<dyn Future<Output = Result<Policy, FetchFailure>> + Send>>;
+
+    /// Counts fetches; each takes `delay` (tokio time) and ends with a clone of `result`.
+    #[derive(Clone, Default)]
+    struct Fetcher {
+        count: Arc<AtomicUsize>,
+    }
+
+    impl Fetcher {
+        fn serve(
+            &self,
+            result: Result<Policy, FetchFailure>,
+            delay: Duration,
+        ) -> impl FnOnce() -> Fetch + use<> {
+            let count = self.count.clone();
+            move || {
+                count.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async move {
+                    tokio::time::sleep(delay).await;
+                    result
+                })
+            }
+        }
+
+        fn count(&self) -> usize {
+            self.count.load(Ordering::SeqCst)
+        }
+    }
+
+    fn policy(mode: Mode, max_age: u64, mx: &str) -> Policy {
+        Policy::parse(
+            format!("version: STSv1\nmode: {mode}\nmax_age: {max_age}\nmx: {mx}\n").as_bytes(),
+        )
+        .expect("valid policy")
+    }
+
+    fn domain() -> PolicyDomain {
+        PolicyDomain::new("example.test").expect("domain")
+    }
+
+    /// Wall-clock times as seconds after an arbitrary origin.
+    fn at(seconds: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + seconds)
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(30)
+    }
+
+    const QUICK: Duration = Duration::from_millis(10);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cached_copy_is_served_without_fetching_until_it_expires() {
+        let cache = PolicyCache::default();
+        let fetcher = Fetcher::default();
+        let enforce = policy(Mode::Enforce, 3600, "mx.example.test");
+        let first = cache
+            .policy(
+                &domain(),
+                "id1",
+                at(0),
+                soon(),
+                fetcher.serve(Ok(enforce.clone()), QUICK),
+            )
+            .await;
+        let cached = first.policy.clone().expect("fetched");
+        assert_eq!(cached.policy, enforce);
+        assert_eq!(cached.id, "id1");
+        assert_eq!(cached.fetched_at, at(0));
+        assert_eq!(cached.expires_at, at(3600));
+        assert_eq!(cached.same_policy_as, None);
+        assert!(first.last_fetch_ok());
+        assert!(!first.fetching);
+        for t in [1, 60, 1800, 3599] {
+            let again = cache
+                .policy(
+                    &domain(),
+                    "id1",
+                    at(t),
+                    soon(),
+                    fetcher.serve(Err(FetchFailure::Connect), QUICK),
+                )
+                .await;
+            assert_eq!(again.policy.as_deref(), Some(&*cached), "at {t}s");
+            assert!(again.last_fetch_ok());
+        }
+        assert_eq!(fetcher.count(), 1, "served from the cache");
+        let expired = cache
+            .policy(
+                &domain(),
+                "id1",
+                at(3600),
+                soon(),
+                fetcher.serve(Ok(enforce.clone()), QUICK),
+            )
+            .await;
+        assert_eq!(fetcher.count(), 2, "refetched on expiry");
+        assert_eq!(expired.policy.expect("refetched").fetched_at, at(3600));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_id_refetches_and_a_failed_refetch_keeps_the_valid_copy() {
+        let cache = PolicyCache::default();
+        let fetcher = Fetcher::default();
+        let old = policy(Mode::Enforce, 3600, "old.example.test");
+        cache
+            .policy(
+                &domain(),
+                "id1",
+                at(0),
+                soon(),
+                fetcher.serve(Ok(old.clone()), QUICK),
+            )
+            .await;
+        let failed = cache
+            .policy(
+                &domain(),
+                "id2",
+                at(100),
+                soon(),
+                fetcher.serve(Err(FetchFailure::Status(404)), QUICK),
+            )
+            .await;
+        assert_eq!(fetcher.count(), 2, "the new id was fetched");
+        let kept = failed.policy.clone().expect("the valid copy stays in force");
+        assert_eq!((kept.id.as_str(), &kept.policy), ("id1", &old));
+        assert_eq!(
+            failed.last_fetch,
+            Some(FetchAttempt {
+                id: "id2".into(),
+                at: at(100),
+                result: Err(FetchFailure::Status(404))
+            })
+        );
+        assert!(!failed.last_fetch_ok());
+        let new = policy(Mode::Testing, 600, "new.example.test");
+        let refetched = cache
+            .policy(
+                &domain(),
+                "id2",
+                at(200),
+                soon(),
+                fetcher.serve(Ok(new.clone()), QUICK),
+            )
+            .await;
+        assert_eq!(fetcher.count(), 3);
+        let current = refetched.policy.expect("new copy");
+        assert_eq!((current.id.as_str(), &current.policy), ("id2", &new));
+        assert_eq!(current.same_policy_as, None, "the policy changed");
+        let lapsed = cache
+            .policy(
+                &domain(),
+                "id3",
+                at(4000),
+                soon(),
+                fetcher.serve(Err(FetchFailure::Timeout), QUICK),
+            )
+            .await;
+        assert_eq!(
+            lapsed.policy, None,
+            "an expired copy is not kept past a failed refetch"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_id_serving_the_same_policy_is_noted() {
+        let cache = PolicyCache::default();
+        let fetcher = Fetcher::default();
+        let same = policy(Mode::Enforce, 3600, "mx.example.test");
+        cache
+            .policy(
+                &domain(),
+                "id1",
+                at(0),
+                soon(),
+                fetcher.serve(Ok(same.clone()), QUICK),
+            )
+            .await;
+        let status = cache
+            .policy(
+                &domain(),
+                "id2",
+                at(61),
+                soon(),
+                fetcher.serve(Ok(same), QUICK),
+            )
+            .await;
+        let cached = status.policy.expect("fetched");
+        assert_eq!(cached.id, "id2");
+        assert_eq!(cached.same_policy_as.as_deref(), Some("id1"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fetches_are_paced_whatever_happened_to_the_last_one() {
+        let cache = PolicyCache::default();
+        let fetcher = Fetcher::default();
+        let failing = || fetcher.serve(Err(FetchFailure::Connect), QUICK);
+        cache
+            .policy(&domain(), "id1", at(0), soon(), failing())
+            .await;
+        for t in [1, 30, 59] {
+            let status = cache
+                .policy(&domain(), "id1", at(t), soon(), failing())
+                .await;
+            assert_eq!(status.last_fetch.expect("attempted").at, at(0));
+        }
+        let status = cache
+            .policy(&domain(), "id2", at(59), soon(), failing())
+            .await;
+        assert_eq!(
+            fetcher.count(),
+            1,
+            "a failing host is not asked once per probe, new id or not"
+        );
+        assert_eq!(status.last_fetch.expect("attempted").id, "id1");
+        cache
+            .policy(&domain(), "id2", at(60), soon(), failing())
+            .await;
+        assert_eq!(fetcher.count(), 2, "asked again after the interval");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_short_max_age_is_kept_for_the_fetch_interval() {
+        let cache = PolicyCache::default();
+        let fetcher = Fetcher::default();
+        let brief = policy(Mode::Enforce, 0, "mx.example.test");
+        let first = cache
+            .policy(
+                &domain(),
+                "id1",
+                at(0),
+                soon(),
+                fetcher.serve(Ok(brief.clone()), QUICK),
+            )
+            .await;
+        assert_eq!(first.policy.expect("fetched").expires_at, at(0));
+        let later = cache
+            .policy(
+                &domain(),
+                "id1",
+                at(59),
+                soon(),
+                fetcher.serve(Ok(brief.clone()), QUICK),
+            )
+            .await;
+        assert!(later.policy.is_some(), "kept for the fetch interval");
+        assert_eq!(fetcher.count(), 1);
+        cache
+            .policy(
+                &domain(),
+                "id1",
+                at(60),
+                soon(),
+                fetcher.serve(Ok(brief), QUICK),
+            )
+            .await;
+        assert_eq!(fetcher.count(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_probes_share_one_fetch() {
+        let cache = Arc::new(PolicyCache::default());
+        let fetcher = Fetcher::default();
+        let enforce = policy(Mode::Enforce, 3600, "mx.example.test");
+        let probes: Vec<_> = (0..20)
+            .map(|_| {
+                let cache = cache.clone();
+                let fetch = fetcher.serve(Ok(enforce.clone()), Duration::from_secs(2));
+                tokio::spawn(
+                    async move { cache.policy(&domain(), "id1", at(0), soon(), fetch).await },
+                )
+            })
+            .collect();
+        for probe in probes {
+            let status = probe.await.expect("probe task");
+            assert_eq!(status.policy.expect("shared fetch").policy, enforce);
+        }
+        assert_eq!(fetcher.count(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_stops_waiting_at_its_deadline_and_the_fetch_still_fills_the_cache() {
+        let cache = PolicyCache::default();
+        let fetcher = Fetcher::default();
+        let enforce = policy(Mode::Enforce, 3600, "mx.example.test");
+        let started = Instant::now();
+        let impatient = cache
+            .policy(
+                &domain(),
+                "id1",
+                at(0),
+                started + Duration::from_secs(1),
+                fetcher.serve(Ok(enforce.clone()), Duration::from_secs(5)),
+            )
+            .await;
+        assert_eq!(
+            Instant::now() - started,
+            Duration::from_secs(1),
+            "waited until its deadline only"
+        );
+        assert_eq!(impatient.policy, None);
+        assert!(impatient.fetching);
+        assert!(!impatient.last_fetch_ok(), "no fetch has succeeded yet");
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let later = cache.cached(&domain(), at(10));
+        assert_eq!(
+            later.policy.expect("filled in the background").policy,
+            enforce
+        );
+        assert!(!later.fetching);
+        assert_eq!(fetcher.count(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cached_reads_without_fetching_and_retain_forgets_domains() {
+        let cache = PolicyCache::new(CacheSettings {
+            min_fetch_interval: Duration::from_secs(5),
+        });
+        assert_eq!(cache.cached(&domain(), at(0)), PolicyStatus::default());
+        assert!(cache.is_empty());
+        let fetcher = Fetcher::default();
+        cache
+            .policy(
+                &domain(),
+                "id1",
+                at(0),
+                soon(),
+                fetcher.serve(Ok(policy(Mode::None, 100, "a.test")), QUICK),
+            )
+            .await;
+        assert!(cache.cached(&domain(), at(99)).policy.is_some());
+        assert_eq!(cache.cached(&domain(), at(100)).policy, None, "expired");
+        assert_eq!(cache.len(), 1);
+        cache.retain(|d| d.as_str() != "example.test");
+        assert!(cache.is_empty());
+        assert_eq!(cache.cached(&domain(), at(1)), PolicyStatus::default());
+    }
+}
