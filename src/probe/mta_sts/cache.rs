@@ -408,7 +408,10 @@ mod tests {
             )
             .await;
         assert_eq!(fetcher.count(), 2, "the new id was fetched");
-        let kept = failed.policy.clone().expect("the valid copy stays in force");
+        let kept = failed
+            .policy
+            .clone()
+            .expect("the valid copy stays in force");
         assert_eq!((kept.id.as_str(), &kept.policy), ("id1", &old));
         assert_eq!(
             failed.last_fetch,

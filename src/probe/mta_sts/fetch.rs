@@ -291,3 +291,327 @@ async fn read_policy(response: Response<Incoming>) -> Result<Vec<u8>, FetchFailu
     }
     Ok(policy)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::mta_sts::LookupFailure;
+    use crate::probe::mta_sts::policy::Mode;
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, date_time_ymd,
+    };
+    use rustls::pki_types::PrivateKeyDer;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    const HOST: &str = "mta-sts.example.test";
+    const POLICY: &str =
+        "version: STSv1\r\nmode: enforce\r\nmx: mx.example.test\r\nmax_age: 86400\r\n";
+
+    struct Ca {
+        params: CertificateParams,
+        key: KeyPair,
+        der: CertificateDer<'static>,
+    }
+
+    fn ca(name: &str) -> Ca {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let der = params.self_signed(&key).expect("CA").der().clone();
+        Ca { params, key, der }
+    }
+
+    /// A leaf for `names` signed by `ca`, valid until `until` (year).
+    fn leaf(
+        ca: &Ca,
+        names: &[&str],
+        until: i32,
+    ) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        let key = KeyPair::generate().expect("key");
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .expect("params");
+        params.not_before = date_time_ymd(2020, 1, 1);
+        params.not_after = date_time_ymd(until, 1, 1);
+        let cert = params
+            .signed_by(&key, &Issuer::from_params(&ca.params, &ca.key))
+            .expect("leaf");
+        (
+            vec![cert.der().clone()],
+            PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+    }
+
+    /// What a test server does once it has read the request head.
+    enum Behaviour {
+        /// Sends these bytes and closes.
+        Reply(Vec<u8>),
+        /// Sends a 200 text/plain head without a length, then data until the client goes away
+        /// (at most 64 MiB).
+        Endless,
+        /// Answers nothing and keeps the connection open.
+        Silent,
+    }
+
+    fn reply(status: &str, headers: &str, body: &str) -> Behaviour {
+        Behaviour::Reply(
+            format!(
+                "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes(),
+        )
+    }
+
+    fn policy_reply(content_type: &str, body: &str) -> Behaviour {
+        reply("200 OK", &format!("Content-Type: {content_type}\r\n"), body)
+    }
+
+    /// A one-connection HTTPS server on 127.0.0.1 presenting `chain`; returns its port.
+    async fn serve(
+        chain: (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
+        behaviour: Behaviour,
+    ) -> u16 {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(chain.0, chain.1)
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+                match tls.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            match behaviour {
+                Behaviour::Reply(bytes) => {
+                    let _ = tls.write_all(&bytes).await;
+                    let _ = tls.shutdown().await;
+                }
+                Behaviour::Endless => {
+                    let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n").await;
+                    let chunk = [b'x'; 16 * 1024];
+                    for _ in 0..4096 {
+                        if tls.write_all(&chunk).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                Behaviour::Silent => std::future::pending::<()>().await,
+            }
+        });
+        port
+    }
+
+    async fn fetch_at(
+        client: &PolicyClient,
+        port: u16,
+        within: Duration,
+    ) -> Result<Policy, FetchFailure> {
+        let addresses = [IpAddr::from([127, 0, 0, 1])];
+        timeout_at(
+            Instant::now() + within,
+            client.fetch_from(HOST, &addresses, port),
+        )
+        .await
+        .unwrap_or(Err(FetchFailure::Timeout))
+    }
+
+    fn client(ca: &Ca) -> PolicyClient {
+        PolicyClient::new([ca.der.clone()]).expect("client")
+    }
+
+    #[tokio::test]
+    async fn a_good_policy_is_fetched_and_parsed() {
+        let ca = ca("policy CA");
+        for content_type in [
+            "text/plain",
+            "text/plain; charset=utf-8",
+            "TEXT/PLAIN ;charset=us-ascii",
+        ] {
+            let port = serve(leaf(&ca, &[HOST], 2090), policy_reply(content_type, POLICY)).await;
+            let policy = fetch_at(&client(&ca), port, Duration::from_secs(10))
+                .await
+                .expect("policy");
+            assert_eq!(policy.mode, Mode::Enforce, "{content_type}");
+            assert_eq!(policy.max_age, Duration::from_secs(86400));
+        }
+    }
+
+    #[tokio::test]
+    async fn every_bad_answer_is_its_own_failure() {
+        let ca = ca("policy CA");
+        let cases = [
+            (reply("404 Not Found", "Content-Type: text/plain\r\n", "no"), FetchFailure::Status(404)),
+            (reply("500 Oops", "Content-Type: text/plain\r\n", POLICY), FetchFailure::Status(500)),
+            (reply("204 No Content", "Content-Type: text/plain\r\n", ""), FetchFailure::Status(204)),
+            (
+                reply("301 Moved Permanently", "Location: https://elsewhere.example/\r\n", ""),
+                FetchFailure::Redirect(301),
+            ),
+            (reply("302 Found", "Location: /x\r\n", ""), FetchFailure::Redirect(302)),
+            (policy_reply("text/html", POLICY), FetchFailure::MediaType),
+            (policy_reply("text/plainx", POLICY), FetchFailure::MediaType),
+            (reply("200 OK", "", POLICY), FetchFailure::MediaType),
+            (
+                policy_reply("text/plain", "version: STSv1\nmode: enforce\nmax_age: 1\n"),
+                FetchFailure::Parse(Policy::parse(b"version: STSv1\nmode: enforce\nmax_age: 1\n").unwrap_err()),
+            ),
+            (
+                policy_reply("text/plain", &"a".repeat(MAX_POLICY_SIZE + 1)),
+                FetchFailure::TooLarge,
+            ),
+            (
+                Behaviour::Reply(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n{}",
+                        &POLICY[..20]
+                    )
+                    .into_bytes(),
+                ),
+                FetchFailure::Http,
+            ),
+            (Behaviour::Reply(b"SMTP ready\r\n\r\n".to_vec()), FetchFailure::Http),
+            (Behaviour::Endless, FetchFailure::TooLarge),
+        ];
+        for (behaviour, expected) in cases {
+            let port = serve(leaf(&ca, &[HOST], 2090), behaviour).await;
+            let started = std::time::Instant::now();
+            let result = fetch_at(&client(&ca), port, Duration::from_secs(10)).await;
+            assert_eq!(result, Err(expected), "{}", expected.as_str());
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{} took {:?}",
+                expected.as_str(),
+                started.elapsed()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_policy_of_exactly_the_limit_is_accepted() {
+        let ca = ca("policy CA");
+        let padding = MAX_POLICY_SIZE - POLICY.len() - "pad: \n".len();
+        let body = format!("{POLICY}pad: {}\n", "p".repeat(padding));
+        assert_eq!(body.len(), MAX_POLICY_SIZE);
+        let port = serve(leaf(&ca, &[HOST], 2090), policy_reply("text/plain", &body)).await;
+        assert!(
+            fetch_at(&client(&ca), port, Duration::from_secs(10))
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_certificate_must_be_valid_for_the_policy_host() {
+        let other = ca("another CA");
+        let ca = ca("policy CA");
+        let cases = [
+            (
+                leaf(&ca, &["mta-sts.other.test"], 2090),
+                Reason::CertNameMismatch,
+            ),
+            (leaf(&ca, &["example.test"], 2090), Reason::CertNameMismatch),
+            (leaf(&ca, &[HOST], 2021), Reason::CertExpired),
+            (leaf(&other, &[HOST], 2090), Reason::CertUntrusted),
+        ];
+        for (chain, reason) in cases {
+            let port = serve(chain, policy_reply("text/plain", POLICY)).await;
+            let result = fetch_at(&client(&ca), port, Duration::from_secs(10)).await;
+            assert_eq!(
+                result,
+                Err(FetchFailure::Certificate(reason)),
+                "{}",
+                reason.as_str()
+            );
+        }
+        let port = serve(
+            leaf(&ca, &["*.example.test"], 2090),
+            policy_reply("text/plain", POLICY),
+        )
+        .await;
+        assert!(
+            fetch_at(&client(&ca), port, Duration::from_secs(10))
+                .await
+                .is_ok(),
+            "a wildcard name is fine"
+        );
+    }
+
+    #[tokio::test]
+    async fn connection_failures() {
+        let ca = ca("policy CA");
+        // A port that was free a moment ago: refused.
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        assert_eq!(
+            fetch_at(&client(&ca), closed, Duration::from_secs(5)).await,
+            Err(FetchFailure::Connect)
+        );
+        // Not TLS at all.
+        let plain = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = plain.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            if let Ok((mut tcp, _)) = plain.accept().await {
+                let _ = tcp.write_all(b"220 mail ESMTP\r\n").await;
+            }
+        });
+        assert_eq!(
+            fetch_at(&client(&ca), port, Duration::from_secs(5)).await,
+            Err(FetchFailure::Tls)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_is_given_up_at_the_deadline() {
+        let ca = ca("policy CA");
+        let port = serve(leaf(&ca, &[HOST], 2090), Behaviour::Silent).await;
+        let started = std::time::Instant::now();
+        let result = fetch_at(&client(&ca), port, Duration::from_millis(300)).await;
+        assert_eq!(result, Err(FetchFailure::Timeout));
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    /// A resolver whose every lookup fails.
+    #[derive(Clone)]
+    struct NoAnswers;
+
+    impl Resolve for NoAnswers {
+        async fn txt(&self, _: &str) -> Result<Vec<String>, LookupFailure> {
+            Err(LookupFailure::Failed)
+        }
+        async fn addresses(&self, _: &str) -> Result<Vec<IpAddr>, LookupFailure> {
+            Err(LookupFailure::NotFound)
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unresolvable_policy_host_is_a_dns_failure() {
+        let domain = PolicyDomain::new("example.test").expect("domain");
+        let result = client(&ca("policy CA"))
+            .fetch(&domain, &NoAnswers, Instant::now() + Duration::from_secs(5))
+            .await;
+        assert_eq!(result, Err(FetchFailure::Dns));
+    }
+}
