@@ -489,6 +489,14 @@ mod tests {
                 FetchFailure::Http,
             ),
             (Behaviour::Reply(b"SMTP ready\r\n\r\n".to_vec()), FetchFailure::Http),
+            (
+                reply("200 OK", &format!("Content-Type: text/plain\r\nX-Big: {}\r\n", "b".repeat(20_000)), POLICY),
+                FetchFailure::Http,
+            ),
+            (
+                reply("200 OK", &"X-Many: 1\r\n".repeat(100), POLICY),
+                FetchFailure::Http,
+            ),
             (Behaviour::Endless, FetchFailure::TooLarge),
         ];
         for (behaviour, expected) in cases {
