@@ -136,6 +136,15 @@ impl PolicyCache {
         let slot = self.slot(domain);
         let running = {
             let mut entry = lock(&slot);
+            // A fetch task that ended without recording (it panicked, or the runtime is shutting
+            // down) dropped its sender: it is not running any more.
+            if entry
+                .running
+                .as_ref()
+                .is_some_and(|running| running.has_changed().is_err())
+            {
+                entry.running = None;
+            }
             let current = entry
                 .policy
                 .as_ref()
@@ -197,7 +206,10 @@ impl PolicyCache {
         PolicyStatus {
             policy: entry.policy.clone().filter(|cached| self.kept(cached, now)),
             last_fetch: entry.last_fetch.clone(),
-            fetching: entry.running.is_some(),
+            fetching: entry
+                .running
+                .as_ref()
+                .is_some_and(|running| running.has_changed().is_ok()),
         }
     }
 
@@ -598,6 +610,31 @@ mod tests {
         );
         assert!(!later.fetching);
         assert_eq!(fetcher.count(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fetch_that_dies_does_not_block_the_domain() {
+        let cache = PolicyCache::default();
+        let dying = || async { panic!("a fetch that dies") };
+        let first = cache.policy(&domain(), "id1", at(0), soon(), dying).await;
+        assert_eq!(
+            first,
+            PolicyStatus::default(),
+            "nothing recorded, nothing running"
+        );
+        let fetcher = Fetcher::default();
+        let enforce = policy(Mode::Enforce, 3600, "mx.example.test");
+        let next = cache
+            .policy(
+                &domain(),
+                "id1",
+                at(60),
+                soon(),
+                fetcher.serve(Ok(enforce.clone()), QUICK),
+            )
+            .await;
+        assert_eq!(fetcher.count(), 1, "a new fetch started");
+        assert_eq!(next.policy.expect("fetched").policy, enforce);
     }
 
     #[tokio::test(start_paused = true)]

@@ -86,7 +86,9 @@ impl PolicyClient {
             let addresses = resolver
                 .addresses(&host)
                 .await
-                .map_err(|_| FetchFailure::Dns)?;
+                .ok()
+                .filter(|addresses| !addresses.is_empty())
+                .ok_or(FetchFailure::Dns)?;
             self.fetch_from(&host, &addresses, HTTPS_PORT).await
         };
         timeout_at(deadline, fetch)
