@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::config::{self, Config, ConfigError};
 use crate::metrics::ExporterMetrics;
 use crate::postfix::{self, QueueSummary};
-use crate::probe::limits::{Limiter, Limits};
+use crate::probe::limits::{ConnectionCaps, Limiter};
 use crate::probe::tls::TlsContext;
 use crate::probe::{Engine, EngineError, Report};
 use crate::state::{ConnectorState, State};
@@ -89,7 +89,7 @@ pub struct Settings {
     /// Where the state survives restarts (`--state.file`), if anywhere.
     pub state_file: Option<PathBuf>,
     /// The connection caps of probes.
-    pub limits: Limits,
+    pub limits: ConnectionCaps,
 }
 
 /// The exporter's shared state.

@@ -12,18 +12,18 @@
 //!   [`exposition`], which [`server`] serves, behind [`web`] (TLS, basic auth) when configured;
 //! - [`postfix`] counts a real Postfix queue per connector and code;
 //! - [`import`] turns Exchange Online connector JSON into a configuration;
-//! - [`report`] explains a probe to a person (the `probe` subcommand);
+//! - [`explain`] explains a probe to a person (the `probe` subcommand);
 //! - [`drill`] starts loopback targets failing in every way, for a fire drill.
 pub mod app;
 pub mod config;
 pub mod drill;
+pub mod explain;
 pub mod exposition;
 pub mod import;
 pub mod metrics;
 pub mod outcome;
 pub mod postfix;
 pub mod probe;
-pub mod report;
 pub mod server;
 pub mod state;
 pub mod state_file;

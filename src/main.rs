@@ -15,9 +15,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 use mailflow_exporter::app::{App, Settings};
 use mailflow_exporter::config::{self, ConfigError};
 use mailflow_exporter::probe::Engine;
-use mailflow_exporter::probe::limits::{Limiter, Limits};
+use mailflow_exporter::probe::limits::{ConnectionCaps, Limiter};
 use mailflow_exporter::probe::tls::TlsContext;
-use mailflow_exporter::{report, server};
+use mailflow_exporter::{explain, server};
 
 /// Probes mail connectors and classifies delivery failures into mail flow codes.
 #[derive(Parser, Debug)]
@@ -40,10 +40,10 @@ struct Cli {
     #[arg(long = "state.file", global = true)]
     state_file: Option<PathBuf>,
     /// Most connections that probes hold open at once, in all.
-    #[arg(long = "probe.max-connections", default_value_t = Limits::default().total, global = true)]
+    #[arg(long = "probe.max-connections", default_value_t = ConnectionCaps::default().total, global = true)]
     max_connections: usize,
     /// Most connections that probes hold open at once to one address and port.
-    #[arg(long = "probe.max-connections-per-address", default_value_t = Limits::default().per_address, global = true)]
+    #[arg(long = "probe.max-connections-per-address", default_value_t = ConnectionCaps::default().per_address, global = true)]
     max_connections_per_address: usize,
     /// Log level.
     #[arg(long = "log.level", value_enum, default_value = "info", global = true)]
@@ -61,8 +61,8 @@ struct Cli {
 }
 
 impl Cli {
-    fn limits(&self) -> Limits {
-        Limits {
+    fn limits(&self) -> ConnectionCaps {
+        ConnectionCaps {
             total: self.max_connections,
             per_address: self.max_connections_per_address,
         }
@@ -256,7 +256,7 @@ async fn probe_once(cli: &Cli, connector: &str) -> anyhow::Result<ExitCode> {
         .probe(connector, deadline)
         .await
         .context("the connector disappeared")?;
-    print!("{}", report::render(&report, SystemTime::now()));
+    print!("{}", explain::render(&report, SystemTime::now()));
     Ok(if report.outcome.is_ok() {
         ExitCode::SUCCESS
     } else {

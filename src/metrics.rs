@@ -453,7 +453,7 @@ where
 mod tests {
     use super::*;
     use crate::config::parse;
-    use crate::outcome::{Failure, Phase};
+    use crate::outcome::{Failure, Phase, SmtpFault, SmtpStep};
     use crate::probe::TargetReport;
     use std::path::Path;
     use std::time::Duration;
@@ -481,7 +481,7 @@ mod tests {
 
     #[test]
     fn a_failing_probe_exposes_its_code_phase_and_reason() {
-        let failure = Failure::from_reply(Phase::Greeting, 421);
+        let failure = Failure::Smtp(SmtpStep::Greeting, SmtpFault::Reply(421));
         let mut failures = [0; 8];
         failures[4] = 2;
         let state = ConnectorState {

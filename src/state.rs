@@ -114,7 +114,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::{Phase, Reason};
+    use crate::outcome::ConnectFailure;
 
     fn at(seconds: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + seconds)
@@ -123,8 +123,8 @@ mod tests {
     #[test]
     fn the_streak_starts_at_the_first_failure_and_ends_at_a_success() {
         let state = State::default();
-        let refused = Err(Failure::new(Phase::Connect, Reason::Refused));
-        let timeout = Err(Failure::new(Phase::Connect, Reason::Timeout));
+        let refused = Err(Failure::Connect(ConnectFailure::Refused));
+        let timeout = Err(Failure::Connect(ConnectFailure::Timeout));
         assert_eq!(
             state.record("a", &Ok(()), at(0)).queue_age(at(0)),
             Duration::ZERO

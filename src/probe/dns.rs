@@ -1,5 +1,5 @@
 //! Name resolution for probes: MX records and addresses. The only place that looks at resolver
-//! errors, turning each into a bounded [`Reason`].
+//! errors, turning each into a [`DnsFailure`].
 
 use std::net::IpAddr;
 
@@ -14,12 +14,14 @@ use hickory_resolver::proto::rr::{Name, RData};
 use tokio::time::{Instant, timeout_at};
 
 use crate::config::DnsSettings;
-use crate::outcome::Reason;
+use crate::outcome::DnsFailure;
 
 /// A resolver for one DNS configuration, with its cache; build it once and share it.
 #[derive(Clone)]
 pub struct Dns {
+    /// The resolver, with its cache.
     resolver: TokioResolver,
+    /// How long one lookup may take, within the probe's deadline.
     timeout: std::time::Duration,
 }
 
@@ -80,18 +82,18 @@ impl Dns {
     }
 
     /// The mail exchangers of `domain`, most preferred first. A domain without MX records is its
-    /// own exchanger (RFC 5321 implicit MX); a null MX (RFC 7505) is the `null_mx` reason.
+    /// own exchanger (RFC 5321 implicit MX); a null MX (RFC 7505) is [`DnsFailure::NullMx`].
     pub async fn exchangers(
         &self,
         domain: &str,
         deadline: Instant,
-    ) -> Result<Vec<Exchanger>, Reason> {
+    ) -> Result<Vec<Exchanger>, DnsFailure> {
         let name = fully_qualified(domain)?;
         let deadline = deadline.min(Instant::now() + self.timeout);
         let lookup = match timeout_at(deadline, self.resolver.mx_lookup(name)).await {
-            Err(_) => return Err(Reason::Timeout),
+            Err(_) => return Err(DnsFailure::Timeout),
             Ok(Err(error)) => match classify(&error) {
-                Reason::NoRecords => {
+                DnsFailure::NoRecords => {
                     return Ok(vec![Exchanger {
                         host: domain.to_owned(),
                         preference: 0,
@@ -116,7 +118,7 @@ impl Dns {
             }]);
         }
         if exchangers.iter().any(|(_, exchange)| exchange.is_root()) {
-            return Err(Reason::NullMx);
+            return Err(DnsFailure::NullMx);
         }
         exchangers.sort_by_key(|(preference, _)| *preference);
         Ok(exchangers
@@ -132,16 +134,20 @@ impl Dns {
     }
 
     /// The addresses (A and AAAA) of `host`.
-    pub async fn addresses(&self, host: &str, deadline: Instant) -> Result<Vec<IpAddr>, Reason> {
+    pub async fn addresses(
+        &self,
+        host: &str,
+        deadline: Instant,
+    ) -> Result<Vec<IpAddr>, DnsFailure> {
         let name = fully_qualified(host)?;
         let deadline = deadline.min(Instant::now() + self.timeout);
         match timeout_at(deadline, self.resolver.lookup_ip(name)).await {
-            Err(_) => Err(Reason::Timeout),
+            Err(_) => Err(DnsFailure::Timeout),
             Ok(Err(error)) => Err(classify(&error)),
             Ok(Ok(lookup)) => {
                 let addresses: Vec<IpAddr> = lookup.iter().collect();
                 if addresses.is_empty() {
-                    Err(Reason::NoRecords)
+                    Err(DnsFailure::NoRecords)
                 } else {
                     Ok(addresses)
                 }
@@ -151,27 +157,27 @@ impl Dns {
 }
 
 /// `host` as an absolute name, so that no search domain is tried.
-fn fully_qualified(host: &str) -> Result<Name, Reason> {
-    Name::from_ascii(format!("{}.", host.trim_end_matches('.'))).map_err(|_| Reason::Nxdomain)
+fn fully_qualified(host: &str) -> Result<Name, DnsFailure> {
+    Name::from_ascii(format!("{}.", host.trim_end_matches('.'))).map_err(|_| DnsFailure::Nxdomain)
 }
 
 /// The reason for a failed lookup.
-fn classify(error: &NetError) -> Reason {
+fn classify(error: &NetError) -> DnsFailure {
     match error {
         NetError::Dns(DnsError::NoRecordsFound(no_records)) => {
             if no_records.response_code == ResponseCode::NXDomain {
-                Reason::Nxdomain
+                DnsFailure::Nxdomain
             } else {
-                Reason::NoRecords
+                DnsFailure::NoRecords
             }
         }
-        NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)) => Reason::Refused,
-        NetError::Dns(DnsError::ResponseCode(ResponseCode::NXDomain)) => Reason::Nxdomain,
-        NetError::Dns(_) => Reason::Servfail,
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)) => DnsFailure::Refused,
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::NXDomain)) => DnsFailure::Nxdomain,
+        NetError::Dns(_) => DnsFailure::Servfail,
         // No name server answered: unreachable servers, lost datagrams, busy pools.
         NetError::Timeout | NetError::Io(_) | NetError::NoConnections | NetError::Busy => {
-            Reason::Timeout
+            DnsFailure::Timeout
         }
-        _ => Reason::Servfail,
+        _ => DnsFailure::Servfail,
     }
 }
