@@ -11,7 +11,7 @@ use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig,
 };
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use mailflow_exporter::outcome::Reason;
+use mailflow_exporter::outcome::CertificateFailure;
 use mailflow_exporter::probe::mta_sts::cache::PolicyCache;
 use mailflow_exporter::probe::mta_sts::fetch::{FetchFailure, PolicyClient};
 use mailflow_exporter::probe::mta_sts::policy::{HostVerdict, Mode, Policy};
@@ -295,15 +295,15 @@ async fn every_broken_policy_host_is_a_failed_fetch_and_no_policy() {
         (sts::WRONG_TYPE, FetchFailure::MediaType),
         (
             sts::WRONG_NAME,
-            FetchFailure::Certificate(Reason::CertNameMismatch),
+            FetchFailure::Certificate(CertificateFailure::NameMismatch),
         ),
         (
             sts::EXPIRED_CERT,
-            FetchFailure::Certificate(Reason::CertExpired),
+            FetchFailure::Certificate(CertificateFailure::Expired),
         ),
         (
             sts::UNTRUSTED_CERT,
-            FetchFailure::Certificate(Reason::CertUntrusted),
+            FetchFailure::Certificate(CertificateFailure::Untrusted),
         ),
     ];
     for (name, expected) in cases {

@@ -21,8 +21,8 @@ use tokio_rustls::TlsConnector;
 
 use super::policy::{Policy, PolicyError};
 use super::{PolicyDomain, Resolve};
-use crate::outcome::Reason;
-use crate::probe::tls::classify_certificate_error;
+use crate::outcome::{CertificateFailure, TlsFailure};
+use crate::probe::tls::classify_handshake_error;
 
 /// The largest policy accepted, in bytes (RFC 8461 §3.3 suggests 64 KiB); reading stops beyond.
 pub const MAX_POLICY_SIZE: usize = 64 * 1024;
@@ -125,8 +125,8 @@ pub enum FetchFailure {
     Connect,
     /// The TLS handshake failed for a reason other than the certificate.
     Tls,
-    /// The certificate is not valid for `mta-sts.DOMAIN` (a certificate reason of `codes.md`).
-    Certificate(Reason),
+    /// The certificate is not valid for `mta-sts.DOMAIN`.
+    Certificate(CertificateFailure),
     /// The server broke HTTP (a malformed response, or the connection ended early).
     Http,
     /// A redirect (3xx), which senders must not follow.
@@ -170,10 +170,10 @@ impl fmt::Display for FetchFailure {
                 f.write_str("no address of the policy host accepted a connection")
             }
             FetchFailure::Tls => f.write_str("the TLS handshake with the policy host failed"),
-            FetchFailure::Certificate(reason) => write!(
+            FetchFailure::Certificate(failure) => write!(
                 f,
                 "the policy host's certificate is not valid ({})",
-                reason.as_str()
+                failure.reason().as_str()
             ),
             FetchFailure::Http => f.write_str("the policy host broke HTTP"),
             FetchFailure::Redirect(status) => {
@@ -207,16 +207,11 @@ async fn connect(addresses: &[IpAddr], port: u16) -> Result<TcpStream, FetchFail
     Err(FetchFailure::Connect)
 }
 
-/// The certificate reason inside a failed handshake, else a plain TLS failure.
+/// A failed handshake: a certificate finding, or else a plain TLS failure.
 fn classify_handshake(error: &std::io::Error) -> FetchFailure {
-    match error
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
-        Some(tls @ rustls::Error::InvalidCertificate(_)) => {
-            FetchFailure::Certificate(classify_certificate_error(tls))
-        }
-        _ => FetchFailure::Tls,
+    match classify_handshake_error(error) {
+        TlsFailure::Certificate(failure) => FetchFailure::Certificate(failure),
+        TlsFailure::Handshake | TlsFailure::Broken(_) => FetchFailure::Tls,
     }
 }
 
@@ -536,20 +531,22 @@ mod tests {
         let cases = [
             (
                 leaf(&ca, &["mta-sts.other.test"], 2090),
-                Reason::CertNameMismatch,
+                CertificateFailure::NameMismatch,
             ),
-            (leaf(&ca, &["example.test"], 2090), Reason::CertNameMismatch),
-            (leaf(&ca, &[HOST], 2021), Reason::CertExpired),
-            (leaf(&other, &[HOST], 2090), Reason::CertUntrusted),
+            (
+                leaf(&ca, &["example.test"], 2090),
+                CertificateFailure::NameMismatch,
+            ),
+            (leaf(&ca, &[HOST], 2021), CertificateFailure::Expired),
+            (leaf(&other, &[HOST], 2090), CertificateFailure::Untrusted),
         ];
-        for (chain, reason) in cases {
+        for (chain, failure) in cases {
             let port = serve(chain, policy_reply("text/plain", POLICY)).await;
             let result = fetch_at(&client(&ca), port, Duration::from_secs(10)).await;
             assert_eq!(
                 result,
-                Err(FetchFailure::Certificate(reason)),
-                "{}",
-                reason.as_str()
+                Err(FetchFailure::Certificate(failure)),
+                "{failure:?}"
             );
         }
         let port = serve(
