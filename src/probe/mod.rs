@@ -11,6 +11,7 @@
 mod attempt;
 pub mod dns;
 pub mod limits;
+pub mod mta_sts;
 mod quickack;
 mod report;
 mod resolve;

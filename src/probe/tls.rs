@@ -311,7 +311,7 @@ fn classify_certificate_error(error: &rustls::Error) -> CertificateFailure {
 }
 
 /// Why a handshake failed: the rustls error inside the io error, else the io kind.
-fn classify_handshake_error(error: &std::io::Error) -> TlsFailure {
+pub(crate) fn classify_handshake_error(error: &std::io::Error) -> TlsFailure {
     if let Some(inner) = error
         .get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>())
