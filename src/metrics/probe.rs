@@ -317,7 +317,7 @@ mod tests {
     #[test]
     fn a_failing_probe_exposes_its_code_phase_and_reason() {
         let failure = Failure::Smtp(SmtpStep::Greeting, SmtpFault::Reply(421));
-        let mut failures = [0; 8];
+        let mut failures = [0; Code::ALL.len()];
         failures[4] = 2;
         let state = ConnectorState {
             probes: 3,
