@@ -243,7 +243,8 @@ fn import_connectors(file: &Path, output: Option<&Path>) -> ExitCode {
 async fn probe_once(cli: &Cli, connector: &str) -> anyhow::Result<ExitCode> {
     let config = config::load(&cli.config_file)?;
     let tls = Arc::new(TlsContext::new()?);
-    let engine = Engine::new(&config, tls, Arc::new(Limiter::new(cli.limits())))?;
+    let limiter = Arc::new(Limiter::new(cli.limits()));
+    let engine = Engine::new(&config, tls, limiter, Arc::default())?;
     let Some(found) = config.connector(connector) else {
         let names: Vec<&str> = config.connectors.iter().map(|c| c.name.as_str()).collect();
         bail!(
