@@ -22,7 +22,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
-use crate::config::{Config, Connector, DnsSettings, Host, Route, TlsSettings, TrustAnchors};
+use crate::config::{
+    Config, Connector, DnsSettings, Host, Route, TlsDomain, TlsSettings, TrustAnchors,
+};
 use crate::outcome::{Failure, Outcome, Phase, Reason, connector_outcome};
 use dns::Dns;
 use limits::{Limiter, Permit};
@@ -201,13 +203,17 @@ impl ConnectorProbe {
     /// The connector's hosts in order of preference, each with its addresses or DNS failure.
     async fn resolve(&self, deadline: Instant) -> Vec<ResolvedHost> {
         let started = Instant::now();
-        let names: Vec<Host> = match &self.connector.route {
-            Route::SmartHosts(hosts) => hosts.clone(),
+        // An exchanger whose name is not a host name cannot be resolved (as NXDOMAIN).
+        let names: Vec<Result<Host, String>> = match &self.connector.route {
+            Route::SmartHosts(hosts) => hosts.iter().cloned().map(Ok).collect(),
             Route::Mx(domain) => match self.dns.exchangers(domain, deadline).await {
-                Ok(exchangers) => exchangers.into_iter().map(|e| Host::Name(e.host)).collect(),
+                Ok(exchangers) => exchangers
+                    .into_iter()
+                    .map(|e| e.host.parse().map(Host::Name).map_err(|_| e.host))
+                    .collect(),
                 Err(reason) => {
                     return vec![ResolvedHost {
-                        name: domain.clone(),
+                        name: domain.to_string(),
                         addresses: Err(reason),
                         elapsed: started.elapsed(),
                     }];
@@ -216,11 +222,12 @@ impl ConnectorProbe {
         };
         let lookups = names.into_iter().map(|host| async move {
             let addresses = match &host {
-                Host::Ip(ip) => Ok(vec![*ip]),
-                Host::Name(name) => self.dns.addresses(name, deadline).await,
+                Ok(Host::Ip(ip)) => Ok(vec![*ip]),
+                Ok(Host::Name(name)) => self.dns.addresses(name, deadline).await,
+                Err(_) => Err(Reason::Nxdomain),
             };
             ResolvedHost {
-                name: host.to_string(),
+                name: host.map_or_else(|text| text, |host| host.to_string()),
                 addresses,
                 elapsed: started.elapsed(),
             }
@@ -469,10 +476,9 @@ impl<'a> Attempt<'a> {
     ) -> Result<tokio_rustls::client::TlsStream<QuickAck>, Failure> {
         let started = Instant::now();
         let sni = match self.address_or_name() {
-            Host::Name(name) => ServerName::try_from(name).ok(),
-            Host::Ip(_) => None,
-        }
-        .unwrap_or(ServerName::IpAddress(self.address.into()));
+            Host::Name(name) => name.server_name(),
+            Host::Ip(_) => ServerName::IpAddress(self.address.into()),
+        };
         let result = self.engine.tls.handshake(stream, sni, self.deadline).await;
         let outcome = match result {
             Err(reason) => Err(Failure::new(Phase::Tls, reason)),
@@ -497,26 +503,21 @@ impl<'a> Attempt<'a> {
     fn address_or_name(&self) -> Host {
         match self.host.parse::<IpAddr>() {
             Ok(ip) => Host::Ip(ip),
-            Err(_) => Host::Name(self.host.to_owned()),
+            Err(_) => self.host.parse().map_or(Host::Ip(self.address), Host::Name),
         }
     }
 
     /// The name the certificate must carry: `tls_domain`, else the host connected to.
     fn expected_name(&self) -> ExpectedName {
-        if let Some(domain) = &self.connector().tls_domain {
-            if let Some(parent) = domain.strip_prefix("*.") {
-                return ExpectedName::AnyUnder(parent.to_owned());
+        match &self.connector().tls_domain {
+            Some(TlsDomain::Exact(name)) => return ExpectedName::Exact(name.server_name()),
+            Some(TlsDomain::Wildcard(parent)) => {
+                return ExpectedName::AnyUnder(parent.to_string());
             }
-            if let Ok(name) = ServerName::try_from(domain.clone()) {
-                return ExpectedName::Exact(name);
-            }
+            None => {}
         }
         match self.address_or_name() {
-            Host::Name(name) => ServerName::try_from(name)
-                .map(ExpectedName::Exact)
-                .unwrap_or(ExpectedName::Exact(ServerName::IpAddress(
-                    self.address.into(),
-                ))),
+            Host::Name(name) => ExpectedName::Exact(name.server_name()),
             Host::Ip(ip) => ExpectedName::Exact(ServerName::IpAddress(ip.into())),
         }
     }
