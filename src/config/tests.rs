@@ -221,7 +221,7 @@ fn other_rules() {
         ),
         vec![
             "test.yml:2:11: connectors[0].name: invalid connector name \"bad name\": use letters, digits, '.', '_' and '-'",
-            "test.yml:3:19: connectors[0].smart_hosts[0]: invalid host \"bad host!\": U+0020 (space) at position 4 is not allowed in a DNS name (letters, digits, '-' and '_' in dot-separated labels)",
+            "test.yml:3:19: connectors[0].smart_hosts[0]: invalid host \"bad host!\": U+0020 (space) at position 4 is not allowed in a DNS name (letters, digits, '-' and '_' in dot-separated labels); expected a DNS name or an IP address",
             "test.yml:2:11: connectors[0].rcpt_to: rcpt_to needs mail_from",
         ]
     );

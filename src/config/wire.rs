@@ -98,7 +98,9 @@ impl FromStr for Host {
         if let Ok(ip) = IpAddr::from_str(bare.unwrap_or(text)) {
             return Ok(Host::Ip(ip));
         }
-        DomainName::from_str(text).map(Host::Name)
+        DomainName::from_str(text)
+            .map(Host::Name)
+            .map_err(|why| format!("{why}; expected a DNS name or an IP address"))
     }
 }
 
