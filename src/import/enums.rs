@@ -5,7 +5,7 @@
 //! the number of a value is not documented, only its name is matched.
 
 use super::NoteKind;
-use super::map::Notes;
+use super::map::{ImportedRoute, Notes};
 use super::raw::RawEnum;
 use crate::config::{ConnectorType, MtaStsMode, SmtpDaneMode, TlsSettings};
 
@@ -137,9 +137,13 @@ pub(super) fn connector_type(raw: Option<&RawEnum>, notes: &mut Notes) -> Option
     )
 }
 
-/// `smtp_dane_mode` from `SmtpDaneMode`; `None` leaves the key out (opportunistic, as in
-/// Exchange).
-pub(super) fn smtp_dane_mode(raw: Option<&RawEnum>, notes: &mut Notes) -> Option<SmtpDaneMode> {
+/// `smtp_dane_mode` from `SmtpDaneMode`, for a connector with `route`; `None` leaves the key
+/// out (opportunistic, as in Exchange).
+pub(super) fn smtp_dane_mode(
+    raw: Option<&RawEnum>,
+    route: &ImportedRoute,
+    notes: &mut Notes,
+) -> Option<SmtpDaneMode> {
     lookup(
         &SMTP_DANE_MODES,
         raw,
@@ -147,6 +151,33 @@ pub(super) fn smtp_dane_mode(raw: Option<&RawEnum>, notes: &mut Notes) -> Option
         ("smtp_dane_mode", "opportunistic"),
         notes,
     )
+    .map(|mode| dane_for_route(mode, route, notes))
+}
+
+/// `Mandatory` as the exporter can hold it: DANE needs host names, so for a connector with an IP
+/// smart host it is written as `opportunistic`, with a note.
+fn dane_for_route(mode: SmtpDaneMode, route: &ImportedRoute, notes: &mut Notes) -> SmtpDaneMode {
+    let ImportedRoute::SmartHosts(hosts) = route else {
+        return mode;
+    };
+    let literals: Vec<&str> = hosts
+        .iter()
+        .filter(|host| host.parse::<std::net::IpAddr>().is_ok())
+        .map(String::as_str)
+        .collect();
+    if mode != SmtpDaneMode::Mandatory || literals.is_empty() {
+        return mode;
+    }
+    notes.push(
+        "SmtpDaneMode",
+        NoteKind::Approximate,
+        format!(
+            "Mandatory written as opportunistic: DANE cannot apply to the IP smart host(s) {} \
+             (TLSA records are published under names), so Exchange holds mail for them",
+            literals.join(", ")
+        ),
+    );
+    SmtpDaneMode::Opportunistic
 }
 
 /// `mta_sts_mode` from `MtaStsMode`; `None` leaves the key out (opportunistic, as in Exchange).

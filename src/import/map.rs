@@ -214,8 +214,7 @@ fn entry(raw: RawConnector, notes: &mut Notes) -> Option<(ConnectorEntry, bool)>
     };
     let tls_settings = tls_settings(raw.tls_settings.as_ref(), notes);
     let tls_domain = tls_domain(raw.tls_domain, tls_settings, notes);
-    let smtp_dane_mode = smtp_dane_mode(raw.smtp_dane_mode.as_ref(), notes)
-        .map(|mode| dane_for_route(mode, &route, notes));
+    let smtp_dane_mode = smtp_dane_mode(raw.smtp_dane_mode.as_ref(), &route, notes);
     let mta_sts_mode = mta_sts_mode(raw.mta_sts_mode.as_ref(), notes);
     let flags = [
         raw.is_transport_rule_scoped,
@@ -367,32 +366,6 @@ fn smart_hosts(
         }
     }
     hosts
-}
-
-/// `Mandatory` as the exporter can hold it: DANE needs host names, so for a connector with an IP
-/// smart host it is written as `opportunistic`, with a note.
-fn dane_for_route(mode: SmtpDaneMode, route: &ImportedRoute, notes: &mut Notes) -> SmtpDaneMode {
-    let ImportedRoute::SmartHosts(hosts) = route else {
-        return mode;
-    };
-    let literals: Vec<&str> = hosts
-        .iter()
-        .filter(|host| host.parse::<std::net::IpAddr>().is_ok())
-        .map(String::as_str)
-        .collect();
-    if mode != SmtpDaneMode::Mandatory || literals.is_empty() {
-        return mode;
-    }
-    notes.push(
-        "SmtpDaneMode",
-        NoteKind::Approximate,
-        format!(
-            "Mandatory written as opportunistic: DANE cannot apply to the IP smart host(s) {} \
-             (TLSA records are published under names), so Exchange holds mail for them",
-            literals.join(", ")
-        ),
-    );
-    SmtpDaneMode::Opportunistic
 }
 
 /// `tls_domain` from Exchange's `TlsDomain`, which Exchange uses only under `DomainValidation`.
