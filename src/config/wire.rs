@@ -269,7 +269,7 @@ impl fmt::Display for TlsDomain {
 
 /// Refuses what no wire value may hold: control characters (CR and LF above all, which would
 /// end a protocol line early) and characters outside ASCII.
-pub(super) fn printable_ascii(text: &str) -> Result<(), String> {
+fn printable_ascii(text: &str) -> Result<(), String> {
     match text
         .chars()
         .enumerate()
