@@ -504,7 +504,7 @@ mod tests {
             hosts: Vec::new(),
         };
         for host in hosts {
-            sts.judge(&Host::Name((*host).into()), false);
+            sts.judge(&Host::Name(host.parse().expect("host name")), false);
         }
         let probe = finished(Ok(()), ConnectorState::default());
         let mut report = probe.report.clone();

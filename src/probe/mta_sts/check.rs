@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use crate::config::{Connector, Host, Route, TlsSettings};
+use crate::config::{Connector, Host, MtaStsMode, Route, TlsSettings};
 
 use super::cache::PolicyCache;
 use super::fetch::PolicyClient;
@@ -30,9 +30,14 @@ pub struct StsSetup {
 
 impl StsSetup {
     /// The domain whose policy applies to `connector`; `None` where MTA-STS is not looked up:
-    /// `tls_settings: none` (never TLS), or a first smart host that is an IP literal.
+    /// `mta_sts_mode: none`, `tls_settings: none` (never TLS), or a first smart host that is an
+    /// IP literal.
     pub fn policy_domain(connector: &Connector) -> Option<PolicyDomain> {
-        if connector.tls_settings == TlsSettings::None {
+        let looked_up = match connector.mta_sts_mode {
+            MtaStsMode::Opportunistic => connector.tls_settings != TlsSettings::None,
+            MtaStsMode::None => false,
+        };
+        if !looked_up {
             return None;
         }
         match &connector.route {
@@ -178,6 +183,10 @@ mod tests {
             None,
             "never TLS: no MTA-STS"
         );
+        let off = connector(
+            "name: e\n    use_mx_record: true\n    recipient_domains: [fabrikam.com]\n    mta_sts_mode: none",
+        );
+        assert_eq!(StsSetup::policy_domain(&off), None, "mta_sts_mode: none");
     }
 
     fn report(policy: Option<&str>) -> MtaStsReport {
@@ -209,7 +218,7 @@ mod tests {
     }
 
     fn name(host: &str) -> Host {
-        Host::Name(host.into())
+        Host::Name(host.parse().expect("host name"))
     }
 
     #[test]
