@@ -461,51 +461,8 @@ mod tests {
     /// A probe of `c1` that found `policy` (or none) in force for `example.test`, judged
     /// `hosts`, and the TLS-RPT records `tlsrpt`.
     fn with_mta_sts(policy: Option<&str>, hosts: &[&str], tlsrpt: &[&str]) -> Arc<FinishedProbe> {
-        use crate::config::Host;
-        use crate::probe::mta_sts::cache::{CachedPolicy, FetchAttempt, PolicyStatus};
-        use crate::probe::mta_sts::check::MtaStsReport;
-        use crate::probe::mta_sts::policy::Policy;
-        use crate::probe::mta_sts::record::{StsPublication, StsRecord};
-        use crate::probe::mta_sts::tlsrpt::TlsRpt;
-        use crate::probe::mta_sts::{Discovery, PolicyDomain, StsLookup};
         let fetched_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
-        let cached = policy.map(|text| {
-            let policy = Policy::parse(text.as_bytes()).expect("policy");
-            Arc::new(CachedPolicy {
-                expires_at: fetched_at + policy.max_age,
-                policy,
-                id: "id2".into(),
-                fetched_at,
-                same_policy_as: Some("id1".into()),
-            })
-        });
-        let mut sts = MtaStsReport {
-            domain: PolicyDomain::new("example.test").expect("domain"),
-            discovery: Discovery {
-                record: StsLookup::Answer(StsPublication::Published(StsRecord {
-                    id: "id2".into(),
-                })),
-                status: PolicyStatus {
-                    last_fetch: Some(FetchAttempt {
-                        id: "id2".into(),
-                        at: fetched_at,
-                        result: if cached.is_some() {
-                            Ok(())
-                        } else {
-                            Err(crate::probe::mta_sts::fetch::FetchFailure::Status(404))
-                        },
-                    }),
-                    policy: cached,
-                    fetching: false,
-                },
-            },
-            tlsrpt: TlsRpt::from_txt(tlsrpt),
-            elapsed: Duration::from_millis(3),
-            hosts: Vec::new(),
-        };
-        for host in hosts {
-            sts.judge(&Host::Name(host.parse().expect("host name")), false);
-        }
+        let sts = MtaStsReport::fixture(policy, fetched_at, hosts, tlsrpt);
         let probe = finished(Ok(()), ConnectorState::default());
         let mut report = probe.report.clone();
         report.mta_sts = Some(sts);

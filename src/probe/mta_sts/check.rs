@@ -143,13 +143,69 @@ impl MtaStsReport {
 }
 
 #[cfg(test)]
+impl MtaStsReport {
+    /// A report for `example.test`, whose record announces id `id2`: with `policy`, that
+    /// policy fetched at `fetched_at` (the same as under the earlier id `id1`) is in force;
+    /// without, its fetch failed with status 404. The TLS-RPT record is read from `tlsrpt`,
+    /// and each of `hosts` is judged.
+    pub(crate) fn fixture(
+        policy: Option<&str>,
+        fetched_at: SystemTime,
+        hosts: &[&str],
+        tlsrpt: &[&str],
+    ) -> MtaStsReport {
+        use super::StsLookup;
+        use super::cache::{CachedPolicy, FetchAttempt, PolicyStatus};
+        use super::fetch::FetchFailure;
+        use super::policy::Policy;
+        use super::record::{StsPublication, StsRecord};
+        use std::sync::Arc;
+
+        let cached = policy.map(|text| {
+            let policy = Policy::parse(text.as_bytes()).expect("policy");
+            Arc::new(CachedPolicy {
+                expires_at: fetched_at + policy.max_age,
+                policy,
+                id: "id2".into(),
+                fetched_at,
+                same_policy_as: Some("id1".into()),
+            })
+        });
+        let result = match cached {
+            Some(_) => Ok(()),
+            None => Err(FetchFailure::Status(404)),
+        };
+        let mut report = MtaStsReport {
+            domain: PolicyDomain::new("example.test").expect("domain"),
+            discovery: Discovery {
+                record: StsLookup::Answer(StsPublication::Published(StsRecord {
+                    id: "id2".into(),
+                })),
+                status: PolicyStatus {
+                    policy: cached,
+                    last_fetch: Some(FetchAttempt {
+                        id: "id2".into(),
+                        at: fetched_at,
+                        result,
+                    }),
+                    fetching: false,
+                },
+            },
+            tlsrpt: TlsRpt::from_txt(tlsrpt),
+            elapsed: Duration::from_millis(3),
+            hosts: Vec::new(),
+        };
+        for host in hosts {
+            report.judge(&Host::Name(host.parse().expect("host name")), false);
+        }
+        report
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::parse;
-    use crate::probe::mta_sts::StsLookup;
-    use crate::probe::mta_sts::cache::{CachedPolicy, PolicyStatus};
-    use crate::probe::mta_sts::policy::Policy;
-    use crate::probe::mta_sts::record::{StsPublication, StsRecord};
     use std::path::Path;
     use std::sync::Arc;
 
@@ -190,31 +246,7 @@ mod tests {
     }
 
     fn report(policy: Option<&str>) -> MtaStsReport {
-        let now = SystemTime::now();
-        let policy = policy.map(|text| {
-            Arc::new(CachedPolicy {
-                policy: Policy::parse(text.as_bytes()).expect("policy"),
-                id: "id1".into(),
-                fetched_at: now,
-                expires_at: now,
-                same_policy_as: None,
-            })
-        });
-        MtaStsReport {
-            domain: PolicyDomain::new("example.test").expect("domain"),
-            discovery: Discovery {
-                record: StsLookup::Answer(StsPublication::Published(StsRecord {
-                    id: "id1".into(),
-                })),
-                status: PolicyStatus {
-                    policy,
-                    ..PolicyStatus::default()
-                },
-            },
-            tlsrpt: TlsRpt::NotPublished,
-            elapsed: Duration::ZERO,
-            hosts: Vec::new(),
-        }
+        MtaStsReport::fixture(policy, SystemTime::now(), &[], &[])
     }
 
     fn name(host: &str) -> Host {
