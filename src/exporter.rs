@@ -18,7 +18,7 @@ use crate::metrics::OwnMetrics;
 use crate::postfix::{QueueCache, QueueSummary};
 use crate::probe::limits::{ConnectionCaps, Limiter};
 use crate::probe::mta_sts::PolicyDomain;
-use crate::probe::mta_sts::cache::PolicyCache;
+use crate::probe::mta_sts::cache::{CacheSettings, PolicyCache};
 use crate::probe::tls::TlsContext;
 use crate::probe::{Engine, EngineError, Report};
 use crate::state::saver::StateSaver;
@@ -36,6 +36,8 @@ pub struct ExporterSettings {
     pub state_file: Option<PathBuf>,
     /// The connection caps of probes (`--probe.max-connections*`).
     pub limits: ConnectionCaps,
+    /// How MTA-STS policy fetches are paced (`--mta-sts.min-fetch-interval`).
+    pub policy_cache: CacheSettings,
 }
 
 /// A configuration and the probe engine built from it.
@@ -117,9 +119,10 @@ impl Exporter {
             web_config_file: web_config_path,
             state_file,
             limits,
+            policy_cache,
         } = settings;
         let limiter = Arc::new(Limiter::new(limits));
-        let policies = Arc::new(PolicyCache::default());
+        let policies = Arc::new(PolicyCache::new(policy_cache));
         let loaded = build(&config_path, &tls, &limiter, &policies)?;
         let web = load_web(web_config_path.as_deref())?;
         let metrics = OwnMetrics::default();
