@@ -16,6 +16,7 @@ mod fixtures;
 mod http_api;
 mod load;
 mod mta_sts;
+mod mta_sts_probe;
 mod probe_connect;
 mod probe_dns;
 mod probe_smtp;
