@@ -17,6 +17,7 @@ mod launch;
 #[allow(dead_code)]
 mod metrics;
 #[path = "common/postfix_sender.rs"]
+#[allow(dead_code)]
 mod postfix_sender;
 #[path = "common/postfix_services.rs"]
 mod postfix_services;
