@@ -268,6 +268,7 @@ impl Sender {
         let to = format!("to=<{recipient}>");
         self.log()
             .lines()
+            .rev()
             .filter(|line| line.contains(&to))
             .filter_map(|line| {
                 let (_, rest) = line.split_once(" status=")?;
@@ -281,7 +282,7 @@ impl Sender {
                         .to_owned(),
                 })
             })
-            .last()
+            .next()
     }
 
     /// Waits (polling every 200 ms, at most `limit`) until each of `recipients` has a delivery
