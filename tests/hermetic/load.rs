@@ -107,7 +107,7 @@ fn many_concurrent_scrapes_over_hundreds_of_connectors() {
         .enumerate()
         .map(|(i, n)| local(n, servers[i % SERVERS].port(), &[("tls_settings", "none")]))
         .collect();
-    let e = Exporter::start(&config(false, &entries));
+    let e = Exporter::start(&config(None, &entries));
     let pid = e.pid();
     let timeout_header = SCRAPE_TIMEOUT.as_secs().to_string();
     let headers = [(
