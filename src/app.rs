@@ -229,10 +229,11 @@ impl App {
         let loaded = self.loaded();
         let settings = loaded.config.postfix_queue.as_ref()?;
         let mut cached = self.queue.lock().await;
-        if let Some(reading) = cached.as_ref() {
-            if reading.taken.elapsed() <= max_age && Arc::ptr_eq(&reading.under, &loaded) {
-                return Some(reading.summary.clone());
-            }
+        if let Some(reading) = cached.as_ref()
+            && reading.taken.elapsed() <= max_age
+            && Arc::ptr_eq(&reading.under, &loaded)
+        {
+            return Some(reading.summary.clone());
         }
         match postfix::read_queue(&settings.command, settings.timeout).await {
             Ok(queue) => {

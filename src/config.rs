@@ -471,14 +471,14 @@ impl<'a> Validator<'a> {
         let mut connectors = Vec::with_capacity(raw.connectors.len());
         for (index, connector) in raw.connectors.into_iter().enumerate() {
             let key = format!("connectors[{index}]");
-            if let Some(name) = &connector.value.name {
-                if !names.insert(name.value.clone()) {
-                    self.problem(
-                        Some(name.referenced),
-                        format!("{key}.name"),
-                        format!("duplicate connector name {:?}", name.value),
-                    );
-                }
+            if let Some(name) = &connector.value.name
+                && !names.insert(name.value.clone())
+            {
+                self.problem(
+                    Some(name.referenced),
+                    format!("{key}.name"),
+                    format!("duplicate connector name {:?}", name.value),
+                );
             }
             if let Some(valid) = self.connector(&key, connector, &raw.defaults) {
                 connectors.push(Arc::new(valid));
@@ -581,14 +581,14 @@ impl<'a> Validator<'a> {
                 "implicit_tls needs a tls_settings other than none".to_owned(),
             );
         }
-        if let Some(domain) = &settings.tls_domain {
-            if !is_domain_name(domain.strip_prefix("*.").unwrap_or(domain)) {
-                self.problem(
-                    name_at,
-                    format!("{key}.tls_domain"),
-                    format!("invalid tls_domain {domain:?}: expected a DNS name, or *.domain"),
-                );
-            }
+        if let Some(domain) = &settings.tls_domain
+            && !is_domain_name(domain.strip_prefix("*.").unwrap_or(domain))
+        {
+            self.problem(
+                name_at,
+                format!("{key}.tls_domain"),
+                format!("invalid tls_domain {domain:?}: expected a DNS name, or *.domain"),
+            );
         }
         if settings.rcpt_to.is_some() && settings.mail_from.is_none() {
             self.problem(

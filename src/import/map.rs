@@ -383,10 +383,10 @@ fn tls_settings(raw: Option<&RawEnum>, notes: &mut Notes) -> TlsSettings {
     let Some(raw) = raw else {
         return TlsSettings::Opportunistic;
     };
-    if let RawEnum::Name(name) = raw {
-        if name.trim().is_empty() {
-            return TlsSettings::Opportunistic;
-        }
+    if let RawEnum::Name(name) = raw
+        && name.trim().is_empty()
+    {
+        return TlsSettings::Opportunistic;
     }
     lookup(&TLS_SETTINGS, raw).unwrap_or_else(|| {
         notes.push(

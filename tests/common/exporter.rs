@@ -385,10 +385,10 @@ fn spawn(launch: &Launch, log: &Arc<Mutex<Log>>) -> (Child, mpsc::Receiver<Socke
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines() {
                 let Ok(line) = line else { break };
-                if line.contains("listening") {
-                    if let Some(addr) = address_field(&line) {
-                        let _ = tx.send(addr);
-                    }
+                if line.contains("listening")
+                    && let Some(addr) = address_field(&line)
+                {
+                    let _ = tx.send(addr);
                 }
                 push_line(&log, line);
             }

@@ -139,7 +139,7 @@ fn many_concurrent_scrapes_over_hundreds_of_connectors() {
                 let mut mine = Vec::new();
                 while started.elapsed() < LOAD_TIME {
                     let pick = next_random(&mut seed);
-                    let all = pick % ALL_EVERY == 0;
+                    let all = pick.is_multiple_of(ALL_EVERY);
                     // The one connector asked for, or None for all.
                     let (path, one) = if all {
                         ("/probe".to_string(), None)

@@ -195,14 +195,15 @@ fn start() -> Dns {
             if let Ok(Some(_)) = child.try_wait() {
                 break;
             }
-            if let Ok(answer) = query(addr, GOOD, TYPE_A, Duration::from_millis(200)) {
-                if answer.rcode == 0 && !answer.records.is_empty() {
-                    return Dns {
-                        addr,
-                        dir,
-                        child: Mutex::new(child),
-                    };
-                }
+            if let Ok(answer) = query(addr, GOOD, TYPE_A, Duration::from_millis(200))
+                && answer.rcode == 0
+                && !answer.records.is_empty()
+            {
+                return Dns {
+                    addr,
+                    dir,
+                    child: Mutex::new(child),
+                };
             }
             std::thread::sleep(Duration::from_millis(50));
         }
