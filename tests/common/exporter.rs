@@ -190,12 +190,12 @@ impl Exporter {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Send it a signal with `kill -SIGNAL PID` (e.g. `"HUP"`, `"TERM"`); panics if `kill`
-    /// fails.
+    /// Send it a signal with the shell's `kill -SIGNAL PID` (e.g. `"HUP"`, `"TERM"`; the shell's
+    /// own, so that no procps is needed); panics if `kill` fails.
     pub fn signal(&self, signal: &str) {
-        let pid = self.pid().to_string();
-        let out = Command::new("kill")
-            .args([&format!("-{signal}"), pid.as_str()])
+        let pid = self.pid();
+        let out = Command::new("sh")
+            .args(["-c", &format!("kill -{signal} {pid}")])
             .output()
             .unwrap_or_else(|e| panic!("run kill -{signal} {pid}: {e}"));
         assert!(

@@ -3,7 +3,7 @@
 //! then `/probe` of all) for a bounded time, each announcing a 5 s scrape timeout. Every scrape
 //! must be answered 200 within that timeout; afterwards the exporter's open file descriptors come
 //! back to where they were, its memory stays bounded, and it still answers. The figures are
-//! printed (`cargo test --test integration load -- --nocapture`).
+//! printed (`cargo test --test hermetic load -- --nocapture`).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
