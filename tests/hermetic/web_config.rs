@@ -3,9 +3,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
+use crate::common::eventually;
 use crate::common::exporter::{BIN, Exporter};
 
 const PASSWORD: &str = "s3cret-Pa55";
@@ -88,9 +90,11 @@ fn basic_auth_refuses_missing_and_wrong_credentials() {
         "{headers}"
     );
     // Refusals are logged, and no secret is.
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    let logged = eventually(Duration::from_secs(5), || {
+        exporter.logs().contains("wrong credentials")
+    });
     let log = exporter.logs();
-    assert!(log.contains("wrong credentials"), "{log}");
+    assert!(logged, "{log}");
     assert!(!log.contains(PASSWORD) && !log.contains("wrong\""), "{log}");
 }
 

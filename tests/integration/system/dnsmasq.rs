@@ -191,21 +191,22 @@ fn start() -> Dns {
             .expect("start /usr/sbin/dnsmasq");
         super::reaper::on_exit(&format!("kill {} 2>/dev/null", child.id()));
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        for _ in 0..50 {
+        // Up when it answers GOOD; given up on when it exits (e.g. its port was taken meanwhile).
+        let up = crate::common::poll(Duration::from_secs(5), || {
             if let Ok(Some(_)) = child.try_wait() {
-                break;
+                return Ok(false);
             }
-            if let Ok(answer) = query(addr, GOOD, TYPE_A, Duration::from_millis(200))
-                && answer.rcode == 0
-                && !answer.records.is_empty()
-            {
-                return Dns {
-                    addr,
-                    dir,
-                    child: Mutex::new(child),
-                };
+            match query(addr, GOOD, TYPE_A, Duration::from_millis(200)) {
+                Ok(answer) if answer.rcode == 0 && !answer.records.is_empty() => Ok(true),
+                _ => Err(()),
             }
-            std::thread::sleep(Duration::from_millis(50));
+        });
+        if up == Ok(true) {
+            return Dns {
+                addr,
+                dir,
+                child: Mutex::new(child),
+            };
         }
         let _ = child.kill();
         let mut err = String::new();

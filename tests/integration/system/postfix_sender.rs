@@ -271,16 +271,21 @@ impl Sender {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("start /usr/sbin/dnsmasq");
-            for _ in 0..40 {
+            // Up when it answers; given up on when it exits (e.g. the address was taken).
+            let up = crate::common::poll(Duration::from_secs(5), || {
                 if let Ok(Some(_)) = child.try_wait() {
-                    break;
+                    return Ok(false);
                 }
                 if nxdomain((addr, 53).into(), "ready.invalid") {
-                    self.dns = Some(child);
-                    self.dns_addr = addr;
-                    return;
+                    Ok(true)
+                } else {
+                    Err(())
                 }
-                std::thread::sleep(Duration::from_millis(50));
+            });
+            if up == Ok(true) {
+                self.dns = Some(child);
+                self.dns_addr = addr;
+                return;
             }
             let _ = child.kill();
             let _ = child.wait();
