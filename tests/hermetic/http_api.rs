@@ -110,19 +110,25 @@ fn scrape_timeout_header_caps_a_hanging_probe() {
 
 #[test]
 fn concurrent_scrapes_share_one_probe() {
-    // The greeting comes after 700 ms, so the two scrapes overlap.
+    // The two scrapes leave together, and the greeting comes 2 s after the connection, so they
+    // overlap even on a busy machine.
     let s = Server::start(|c| {
-        std::thread::sleep(Duration::from_millis(700));
+        std::thread::sleep(Duration::from_secs(2));
         c.serve(&Dialogue::default());
     });
     let e = std::sync::Arc::new(Exporter::start(&config(
         None,
         &[local("shared", s.port(), &[("tls_settings", "none")])],
     )));
+    let together = std::sync::Arc::new(std::sync::Barrier::new(2));
     let handles: Vec<_> = (0..2)
         .map(|_| {
             let e = std::sync::Arc::clone(&e);
-            std::thread::spawn(move || e.probe("shared"))
+            let together = std::sync::Arc::clone(&together);
+            std::thread::spawn(move || {
+                together.wait();
+                e.probe("shared")
+            })
         })
         .collect();
     for h in handles {
