@@ -6,11 +6,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use super::http;
+use crate::common::http;
 
 /// A running Prometheus.
 pub struct Prometheus {
@@ -41,7 +41,7 @@ impl Prometheus {
         let mut last_log = String::new();
         // A free port may be taken between finding it and Prometheus binding it: retry.
         for _ in 0..3 {
-            let port = super::net::free_ports(1)[0];
+            let port = crate::common::net::free_ports(1)[0];
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
             let child = spawn(&dir, addr);
             std::fs::write(dir.join("pid"), child.id().to_string()).expect("write pid file");
@@ -60,17 +60,16 @@ impl Prometheus {
     }
 
     fn wait_ready(&mut self, max: Duration) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < max {
+        let ready = crate::common::poll(max, || {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
+                return Ok(false);
             }
-            if http::get(self.addr, "/-/ready", &[]).is_ok_and(|r| r.status == 200) {
-                return true;
+            match http::get(self.addr, "/-/ready", &[]) {
+                Ok(r) if r.status == 200 => Ok(true),
+                _ => Err(()),
             }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
+        });
+        ready == Ok(true)
     }
 
     fn stop(&mut self) {

@@ -3,7 +3,7 @@
 //! then `/probe` of all) for a bounded time, each announcing a 5 s scrape timeout. Every scrape
 //! must be answered 200 within that timeout; afterwards the exporter's open file descriptors come
 //! back to where they were, its memory stays bounded, and it still answers. The figures are
-//! printed (`cargo test --test integration load -- --nocapture`).
+//! printed (`cargo test --test hermetic load -- --nocapture`).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -107,7 +107,7 @@ fn many_concurrent_scrapes_over_hundreds_of_connectors() {
         .enumerate()
         .map(|(i, n)| local(n, servers[i % SERVERS].port(), &[("tls_settings", "none")]))
         .collect();
-    let e = Exporter::start(&config(false, &entries));
+    let e = Exporter::start(&config(None, &entries));
     let pid = e.pid();
     let timeout_header = SCRAPE_TIMEOUT.as_secs().to_string();
     let headers = [(
@@ -139,7 +139,7 @@ fn many_concurrent_scrapes_over_hundreds_of_connectors() {
                 let mut mine = Vec::new();
                 while started.elapsed() < LOAD_TIME {
                     let pick = next_random(&mut seed);
-                    let all = pick % ALL_EVERY == 0;
+                    let all = pick.is_multiple_of(ALL_EVERY);
                     // The one connector asked for, or None for all.
                     let (path, one) = if all {
                         ("/probe".to_string(), None)

@@ -1,23 +1,14 @@
 //! Hostile and broken mail servers: each case is classified per codes.md, the exporter never
 //! panics, and its memory stays flat over many rounds of probing all of them at once.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "common/http.rs"]
-#[allow(dead_code)]
-mod http;
-#[path = "common/launch.rs"]
-#[allow(dead_code)]
-mod launch;
-#[path = "common/metrics.rs"]
-#[allow(dead_code)]
-mod metrics;
-
-use launch::Launched;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use crate::common::exporter::Exporter;
+use crate::common::{http, metrics};
 
 /// How a hostile server treats each connection.
 #[derive(Clone, Copy, Debug)]
@@ -212,32 +203,14 @@ fn session(mut stream: TcpStream, hostility: Hostility, stop: &AtomicBool) -> st
     Ok(())
 }
 
-/// The exporter under test, killed when dropped.
-struct Exporter(Launched);
-
-impl Exporter {
-    fn start(config: &str) -> (Exporter, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("mailflow.yml");
-        std::fs::write(&file, config).unwrap();
-        let launched = Launched::start([std::ffi::OsStr::new("--config.file"), file.as_os_str()]);
-        (Exporter(launched), dir)
-    }
-
-    /// Resident set size, KiB.
-    fn rss_kib(&self) -> u64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.0.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap()
-    }
-
-    fn is_running(&mut self) -> bool {
-        self.0.child.try_wait().unwrap().is_none()
-    }
+/// The resident set size of process `pid`, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
 }
 
 #[test]
@@ -252,11 +225,11 @@ fn hostile_servers_are_classified_and_memory_stays_flat() {
             server.port
         ));
     }
-    let (mut exporter, _dir) = Exporter::start(&config);
+    let mut exporter = Exporter::start(&config);
     let scrape = |exporter: &Exporter| {
         let started = Instant::now();
         let response = http::get(
-            exporter.0.address,
+            exporter.addr,
             "/probe",
             &[("X-Prometheus-Scrape-Timeout-Seconds", "4")],
         )
@@ -290,11 +263,11 @@ fn hostile_servers_are_classified_and_memory_stays_flat() {
     for _ in 0..3 {
         scrape(&exporter);
     }
-    let settled = exporter.rss_kib();
+    let settled = rss_kib(exporter.pid());
     for _ in 0..8 {
         scrape(&exporter);
     }
-    let after = exporter.rss_kib();
+    let after = rss_kib(exporter.pid());
     assert!(exporter.is_running(), "the exporter died");
     assert!(
         after < settled + 8 * 1024,

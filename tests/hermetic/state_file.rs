@@ -2,8 +2,9 @@
 //! file is set aside, not deleted.
 
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::common::eventually;
 use crate::common::exporter::{Exporter, config, local};
 use crate::common::metrics::Metrics;
 use crate::common::net::closed_port;
@@ -32,17 +33,10 @@ fn counters(m: &Metrics, connector: &str, code: &str) -> (f64, f64, f64) {
 
 /// Wait (at most `max`) until `path` exists, modified at or after `since`.
 fn wait_for_file(path: &Path, since: SystemTime, max: Duration) -> bool {
-    let start = Instant::now();
-    loop {
+    eventually(max, || {
         let modified = std::fs::metadata(path).and_then(|m| m.modified());
-        if modified.is_ok_and(|t| t >= since) {
-            return true;
-        }
-        if start.elapsed() > max {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        modified.is_ok_and(|t| t >= since)
+    })
 }
 
 #[test]
@@ -50,7 +44,7 @@ fn counters_and_streak_survive_sigkill() {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state.json");
     let state_arg = state.display().to_string();
-    let yaml = config(false, &[local("persist", closed_port("127.0.0.1"), &[])]);
+    let yaml = config(None, &[local("persist", closed_port("127.0.0.1"), &[])]);
     let mut e = Exporter::start_with_args(&yaml, &["--state.file", &state_arg]);
 
     // The first failed probe of the streak happens within [before_first, after_first].
@@ -126,7 +120,7 @@ fn damaged_state_file_is_set_aside_and_the_exporter_starts_fresh() {
         .collect();
     std::fs::write(&state, &garbage).expect("write garbage");
     let state_arg = state.display().to_string();
-    let yaml = config(false, &[local("fresh", closed_port("127.0.0.1"), &[])]);
+    let yaml = config(None, &[local("fresh", closed_port("127.0.0.1"), &[])]);
 
     // Whole seconds, as the stamp of the set-aside file.
     let before = unix_now() as u64;

@@ -1,12 +1,10 @@
-//! TCP connect: refused, a real timeout (full accept queue), unreachable (network namespace),
-//! and connectors with several smart hosts.
+//! TCP connect: refused, a real timeout (full accept queue), and connectors with several smart
+//! hosts. (Unreachable addresses need a network namespace: `tests/integration/probe_unreachable.rs`.)
 
 use std::time::{Duration, Instant};
 
-use crate::common::exporter::{
-    BIN, Exporter, combined_output, config, connector, local, probe_one, run_with_timeout,
-};
-use crate::common::net::{FullBacklog, Netns, closed_port};
+use crate::common::exporter::{Exporter, config, connector, local, probe_one};
+use crate::common::net::{FullBacklog, closed_port};
 use crate::common::smtp::{Dialogue, Server};
 
 #[test]
@@ -32,7 +30,7 @@ fn full_accept_queue_is_4_4_315_timeout() {
     let full = FullBacklog::new();
     let start = Instant::now();
     let e = Exporter::start(&config(
-        false,
+        None,
         &[local("slowsyn", full.addr.port(), &[("timeout", "2s")])],
     ));
     e.expect("slowsyn", "4.4.315", "connect", "timeout");
@@ -40,45 +38,6 @@ fn full_accept_queue_is_4_4_315_timeout() {
     assert!(
         took < Duration::from_millis(3500),
         "the 2 s probe took {took:?}"
-    );
-}
-
-#[test]
-fn unreachable_host_and_network_are_4_4_315_unreachable() {
-    // Inside a namespace of our own: 127.0.0.66 has an `unreachable` route (EHOSTUNREACH),
-    // 127.0.0.77 a `throw` route with nothing behind it (ENETUNREACH). No packet leaves it.
-    let ns = Netns::new();
-    ns.route("unreachable", "127.0.0.66");
-    ns.route("throw", "127.0.0.77");
-    let yaml = config(
-        false,
-        &[
-            connector(
-                "hostunreach",
-                &[("smart_hosts", "[127.0.0.66]"), ("port", "25")],
-            ),
-            connector(
-                "netunreach",
-                &[("smart_hosts", "[127.0.0.77]"), ("port", "25")],
-            ),
-        ],
-    );
-    let e = Exporter::start_in(&ns, &yaml);
-    e.expect("hostunreach", "4.4.315", "connect", "unreachable");
-    e.expect("netunreach", "4.4.315", "connect", "unreachable");
-
-    // The probe subcommand, run in the namespace, says the same and exits 1.
-    let out = run_with_timeout(
-        ns.command(BIN)
-            .args(["probe", "hostunreach", "--config.file"])
-            .arg(&e.config_file),
-        Duration::from_secs(30),
-    );
-    let text = combined_output(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(
-        text.contains("4.4.315") && text.contains("unreachable"),
-        "{text}"
     );
 }
 
@@ -91,7 +50,7 @@ fn two_smart_hosts_one_dead_is_ok_with_the_dead_one_visible() {
     // Nothing listens on 127.0.0.2 at that port: refused.
     let port = live.port().to_string();
     let yaml = config(
-        false,
+        None,
         &[connector(
             "pair",
             &[
@@ -144,7 +103,7 @@ fn all_hosts_failing_take_the_code_of_the_first() {
     let s421 = Server::greeting_421_on("127.0.0.3");
     let port = s421.port().to_string();
     let yaml = config(
-        false,
+        None,
         &[
             connector(
                 "refusedfirst",

@@ -22,7 +22,7 @@ fn run_on(file: &str, yaml: &str, args: &[&str]) -> (Output, String) {
 fn check_config_accepts_a_valid_file() {
     let (out, text) = run_on(
         "ok.yml",
-        &config(false, &[local("c1", 2525, &[])]),
+        &config(None, &[local("c1", 2525, &[])]),
         &["check-config"],
     );
     assert_eq!(out.status.code(), Some(0), "{text}");
@@ -31,7 +31,7 @@ fn check_config_accepts_a_valid_file() {
 #[test]
 fn check_config_names_file_line_and_key_of_an_unknown_key() {
     let yaml = config(
-        false,
+        None,
         &[local("c1", 2525, &[("smart_hostz", "[127.0.0.1]")])],
     );
     let line = yaml
@@ -55,7 +55,7 @@ fn probe_subcommand_exits_0_on_ok() {
     let (out, text) = run_on(
         "m.yml",
         &config(
-            false,
+            None,
             &[local("cli_ok", s.port(), &[("tls_settings", "none")])],
         ),
         &["probe", "cli_ok"],
@@ -74,7 +74,7 @@ fn probe_subcommand_exits_1_and_explains_a_failure() {
     let refused = closed_port("127.0.0.1");
     let (out, text) = run_on(
         "m.yml",
-        &config(false, &[local("cli_bad", refused, &[])]),
+        &config(None, &[local("cli_bad", refused, &[])]),
         &["probe", "cli_bad"],
     );
     assert_eq!(out.status.code(), Some(1), "{text}");
@@ -89,7 +89,7 @@ fn probe_subcommand_rejects_an_unknown_connector() {
     let s = Server::dialogue(Dialogue::default());
     let (out, text) = run_on(
         "m.yml",
-        &config(false, &[local("cli_known", s.port(), &[])]),
+        &config(None, &[local("cli_known", s.port(), &[])]),
         &["probe", "nope"],
     );
     assert_ne!(out.status.code(), Some(0), "{text}");

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::common::eventually;
 use crate::common::exporter::{Exporter, config, local};
 use crate::common::metrics::Metrics;
 use crate::common::smtp::Server;
@@ -15,20 +16,6 @@ const PROBE_TIMEOUT: &str = "2s";
 /// How long after the signal the process may take to exit (the probe has under 2 s left).
 const EXIT_WITHIN: Duration = Duration::from_secs(6);
 
-/// Poll `check` every 20 ms until it is true, at most `max`.
-fn eventually(max: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if check() {
-            return true;
-        }
-        if start.elapsed() > max {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Signal `signal` during a scrape of a hanging connector; assert the answer, the exit and the
 /// state file.
 fn shutdown_during_a_scrape(signal: &str) {
@@ -37,7 +24,7 @@ fn shutdown_during_a_scrape(signal: &str) {
     let state = dir.path().join("state.json");
     let state_arg = state.display().to_string();
     let yaml = config(
-        false,
+        None,
         &[local("hang", hanging.port(), &[("timeout", PROBE_TIMEOUT)])],
     );
     let mut e = Exporter::start_with_args(&yaml, &["--state.file", &state_arg]);

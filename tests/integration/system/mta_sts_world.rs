@@ -26,7 +26,7 @@ use super::certs::{self, Ca, LeafSpec};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use super::dns::{TYPE_A, query};
+use super::dns_wire::{TYPE_A, query};
 
 /// `enforce`, listing `mx.enforce.sts.test`; TLS-RPT with a `mailto:` address.
 pub const ENFORCE: &str = "enforce.sts.test";

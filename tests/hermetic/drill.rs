@@ -1,25 +1,15 @@
 //! The fire drill, as a newcomer runs it: `mailflow_exporter drill`, then one scrape of `/probe`
 //! must show every code of the code table, each on the connector the drill announced for it.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-#[path = "common/http.rs"]
-#[allow(dead_code)]
-mod http;
-#[path = "common/launch.rs"]
-#[allow(dead_code)]
-mod launch;
-#[path = "common/metrics.rs"]
-#[allow(dead_code)]
-mod metrics;
 
 use std::io::{BufRead, BufReader};
-
-use launch::Launched;
 use std::time::{Duration, Instant};
+
+use crate::common::exporter::Exporter;
+use crate::common::{http, metrics};
 
 #[test]
 fn the_drill_shows_every_code() {
-    let mut drill = Launched::start(["drill"]);
+    let mut drill = Exporter::start_command(&["drill"]);
     let stdout = drill.take_stdout();
 
     // The announced connectors and the code each should show.
@@ -32,7 +22,7 @@ fn the_drill_shows_every_code() {
             expected.push((name.trim().to_owned(), code.trim().to_owned()));
         }
     }
-    let address = drill.address;
+    let address = drill.addr;
 
     let started = Instant::now();
     let response = http::get(

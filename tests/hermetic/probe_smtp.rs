@@ -110,7 +110,7 @@ fn servers_that_deliver_in_other_ways_are_ok() {
     let none = [("tls_settings", "none")];
     let opportunistic = [("tls_settings", "opportunistic")];
     probe_all(
-        false,
+        None,
         &[
             local_case("opp", no_starttls.port(), &opportunistic, OK),
             local_case("ml", multiline.port(), &none, OK),
@@ -160,7 +160,7 @@ fn rejecting_replies_are_4_4_317_with_the_reply_code() {
         ),
     ];
     let (_e, m) = probe_all(
-        false,
+        None,
         &cases.map(|(port, name, extra, phase, reason, _)| {
             local_case(name, port, extra, ("4.4.317", phase, reason))
         }),
@@ -208,7 +208,7 @@ fn tls_handshake_failures_after_starttls_are_4_4_317_tls_handshake() {
     let encryption_only = [("tls_settings", "encryption_only")];
     let handshake = ("4.4.317", "tls", "tls_handshake");
     probe_all(
-        false,
+        None,
         &[
             local_case("alert", alert.port(), &encryption_only, handshake),
             local_case("tlsgarbage", garbage.port(), &encryption_only, handshake),
@@ -241,7 +241,7 @@ fn sessions_breaking_off_are_4_4_318() {
         c.reset_now();
     });
     probe_all(
-        false,
+        None,
         &[
             local_case(
                 "closed",
@@ -275,7 +275,7 @@ fn silent_servers_are_4_4_318_timeout_within_the_probe_timeout() {
     let two_seconds = [("timeout", "2s")];
     let start = Instant::now();
     probe_all(
-        false,
+        None,
         &[
             local_case(
                 "hang",
@@ -323,7 +323,7 @@ fn protocol_violations_are_other_protocol() {
         c.hang(Duration::from_secs(3));
     });
     probe_all(
-        false,
+        None,
         &[
             local_case(
                 "garbage",

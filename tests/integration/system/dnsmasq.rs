@@ -14,11 +14,13 @@
 //! that never answer.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
+
+use super::dns_wire::{TYPE_A, frame, query, read_framed, servfail_reply};
 
 /// A name with one A record, 127.0.0.1 (and no AAAA).
 pub const GOOD: &str = "good.mf.test";
@@ -123,20 +125,13 @@ fn servfail_upstream() -> SocketAddr {
             let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
             std::thread::spawn(move || {
                 for _ in 0..100 {
-                    let mut len = [0u8; 2];
-                    if s.read_exact(&mut len).is_err() {
-                        return;
-                    }
-                    let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
-                    if s.read_exact(&mut q).is_err() {
-                        return;
-                    }
-                    let Some(reply) = servfail_reply(&q) else {
+                    let Ok(query) = read_framed(&mut s) else {
                         return;
                     };
-                    let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
-                    framed.extend_from_slice(&reply);
-                    if s.write_all(&framed).is_err() {
+                    let Some(reply) = servfail_reply(&query) else {
+                        return;
+                    };
+                    if s.write_all(&frame(&reply)).is_err() {
                         return;
                     }
                 }
@@ -144,29 +139,6 @@ fn servfail_upstream() -> SocketAddr {
         }
     });
     addr
-}
-
-/// The query's header and question, flagged as a response with rcode 2 (SERVFAIL).
-fn servfail_reply(query: &[u8]) -> Option<Vec<u8>> {
-    let question_end = question_end(query)?;
-    let mut reply = Vec::with_capacity(question_end);
-    reply.extend_from_slice(&query[..2]);
-    reply.push(0x80 | (query[2] & 0x01)); // QR, keep RD
-    reply.push(0x80 | 0x02); // RA, SERVFAIL
-    reply.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
-    reply.extend_from_slice(query.get(12..question_end)?);
-    Some(reply)
-}
-
-fn question_end(msg: &[u8]) -> Option<usize> {
-    let mut i = 12;
-    loop {
-        let len = usize::from(*msg.get(i)?);
-        if len == 0 {
-            return Some(i + 5);
-        }
-        i += len + 1;
-    }
 }
 
 fn config(port: u16, servfail: SocketAddr) -> String {
@@ -202,7 +174,7 @@ fn start() -> Dns {
     let dir = super::kept_dir("mailflow-dns-");
     let upstream = servfail_upstream();
     for attempt in 0..5 {
-        let port = free_udp_tcp_port();
+        let port = udp_and_tcp().2.port();
         let conf = dir.join("dnsmasq.conf");
         std::fs::write(&conf, config(port, upstream)).expect("write dnsmasq.conf");
         let mut child = Command::new("/usr/sbin/dnsmasq")
@@ -219,20 +191,22 @@ fn start() -> Dns {
             .expect("start /usr/sbin/dnsmasq");
         super::reaper::on_exit(&format!("kill {} 2>/dev/null", child.id()));
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        for _ in 0..50 {
+        // Up when it answers GOOD; given up on when it exits (e.g. its port was taken meanwhile).
+        let up = crate::common::poll(Duration::from_secs(5), || {
             if let Ok(Some(_)) = child.try_wait() {
-                break;
+                return Ok(false);
             }
-            if let Ok(answer) = query(addr, GOOD, TYPE_A, Duration::from_millis(200)) {
-                if answer.rcode == 0 && !answer.records.is_empty() {
-                    return Dns {
-                        addr,
-                        dir,
-                        child: Mutex::new(child),
-                    };
-                }
+            match query(addr, GOOD, TYPE_A, Duration::from_millis(200)) {
+                Ok(answer) if answer.rcode == 0 && !answer.records.is_empty() => Ok(true),
+                _ => Err(()),
             }
-            std::thread::sleep(Duration::from_millis(50));
+        });
+        if up == Ok(true) {
+            return Dns {
+                addr,
+                dir,
+                child: Mutex::new(child),
+            };
         }
         let _ = child.kill();
         let mut err = String::new();
@@ -243,146 +217,4 @@ fn start() -> Dns {
         eprintln!("dnsmasq attempt {attempt} on port {port} failed: {err}");
     }
     panic!("dnsmasq did not start; see {}", dir.display());
-}
-
-fn free_udp_tcp_port() -> u16 {
-    for _ in 0..20 {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let port = udp.local_addr().expect("addr").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no port free for both UDP and TCP");
-}
-
-/// Record type A.
-pub const TYPE_A: u16 = 1;
-/// Record type AAAA.
-pub const TYPE_AAAA: u16 = 28;
-/// Record type MX.
-pub const TYPE_MX: u16 = 15;
-
-/// One answer record, as far as the tests need it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
-    /// An IPv4 address.
-    A(std::net::Ipv4Addr),
-    /// Preference and exchange (`"."` for a null MX).
-    Mx(u16, String),
-    /// Anything else: its type.
-    Other(u16),
-}
-
-/// A DNS answer.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    /// The response code (0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN, 5 REFUSED).
-    pub rcode: u8,
-    /// Answer-section records.
-    pub records: Vec<Record>,
-}
-
-/// A query message: header (`id`, recursion desired, one question), then the question for
-/// `name` (class IN).
-fn question(id: u16, name: &str, qtype: u16) -> Vec<u8> {
-    let mut q = id.to_be_bytes().to_vec();
-    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.trim_end_matches('.').split('.') {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.push(0);
-    q.extend_from_slice(&qtype.to_be_bytes());
-    q.extend_from_slice(&1u16.to_be_bytes());
-    q
-}
-
-/// Ask `server` one question over UDP (for the fixture self-checks).
-pub fn query(
-    server: SocketAddr,
-    name: &str,
-    qtype: u16,
-    timeout: Duration,
-) -> std::io::Result<Answer> {
-    let sock = UdpSocket::bind("127.0.0.1:0")?;
-    sock.set_read_timeout(Some(timeout))?;
-    let q = question((std::process::id() as u16) ^ 0x5a5a, name, qtype);
-    sock.send_to(&q, server)?;
-    let mut buf = [0u8; 4096];
-    let (n, _) = sock.recv_from(&mut buf)?;
-    parse_answer(&buf[..n])
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad DNS answer"))
-}
-
-fn parse_answer(msg: &[u8]) -> Option<Answer> {
-    let rcode = msg.get(3)? & 0x0f;
-    let ancount = u16::from_be_bytes([*msg.get(6)?, *msg.get(7)?]);
-    let mut i = question_end(msg)?;
-    let mut records = Vec::new();
-    for _ in 0..ancount {
-        let (_, next) = read_name(msg, i)?;
-        let rtype = u16::from_be_bytes([*msg.get(next)?, *msg.get(next + 1)?]);
-        let rdlen = usize::from(u16::from_be_bytes([
-            *msg.get(next + 8)?,
-            *msg.get(next + 9)?,
-        ]));
-        let rdata = next + 10;
-        records.push(match rtype {
-            TYPE_A => {
-                let b = msg.get(rdata..rdata + 4)?;
-                Record::A(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]))
-            }
-            TYPE_MX => {
-                let pref = u16::from_be_bytes([*msg.get(rdata)?, *msg.get(rdata + 1)?]);
-                let (name, _) = read_name(msg, rdata + 2)?;
-                Record::Mx(pref, name)
-            }
-            other => Record::Other(other),
-        });
-        i = rdata + rdlen;
-    }
-    Some(Answer { rcode, records })
-}
-
-/// Read a possibly compressed name at `i`; returns it and the offset after it.
-fn read_name(msg: &[u8], mut i: usize) -> Option<(String, usize)> {
-    let mut labels: Vec<String> = Vec::new();
-    let mut end = None;
-    for _ in 0..64 {
-        let len = *msg.get(i)?;
-        if len & 0xc0 == 0xc0 {
-            let ptr = (usize::from(len & 0x3f) << 8) | usize::from(*msg.get(i + 1)?);
-            end.get_or_insert(i + 2);
-            i = ptr;
-            continue;
-        }
-        if len == 0 {
-            let name = if labels.is_empty() {
-                ".".to_string()
-            } else {
-                labels.join(".")
-            };
-            return Some((name, end.unwrap_or(i + 1)));
-        }
-        let label = msg.get(i + 1..i + 1 + usize::from(len))?;
-        labels.push(String::from_utf8_lossy(label).into_owned());
-        i += 1 + usize::from(len);
-    }
-    None
-}
-
-/// Ask over TCP instead (dnsmasq answers both); returns the rcode.
-pub fn query_tcp_rcode(server: SocketAddr, name: &str, qtype: u16) -> std::io::Result<u8> {
-    let mut s = TcpStream::connect_timeout(&server, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(3)))?;
-    let q = question(0x1234, name, qtype);
-    let mut framed = (q.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(&q);
-    s.write_all(&framed)?;
-    let mut len = [0u8; 2];
-    s.read_exact(&mut len)?;
-    let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    s.read_exact(&mut reply)?;
-    Ok(reply.get(3).map(|b| b & 0x0f).unwrap_or(255))
 }

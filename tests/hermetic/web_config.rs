@@ -1,51 +1,26 @@
 //! `--web.config.file` with a real HTTP client (curl): basic auth with good and bad passwords,
 //! TLS, client certificates, and a reload that re-reads the file. Loopback only.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "common/launch.rs"]
-#[allow(dead_code)]
-mod launch;
-
-use std::ffi::OsStr;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
-use launch::Launched;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+use crate::common::eventually;
+use crate::common::exporter::{BIN, Exporter};
 
 const PASSWORD: &str = "s3cret-Pa55";
 
-/// The exporter, started with a web config; killed on drop. Its log is collected.
-struct Exporter {
-    launched: Launched,
-    address: SocketAddr,
-}
-
-impl Exporter {
-    fn start(dir: &Path, web_config: &str) -> Exporter {
-        std::fs::write(dir.join("web.yml"), web_config).expect("web config");
-        std::fs::write(
-            dir.join("mailflow.yml"),
-            "connectors:\n  - name: local\n    smart_hosts: [127.0.0.1]\n    port: 1\n",
-        )
-        .expect("config");
-        let (config, web) = (dir.join("mailflow.yml"), dir.join("web.yml"));
-        let launched = Launched::start([
-            OsStr::new("--config.file"),
-            config.as_os_str(),
-            OsStr::new("--web.config.file"),
-            web.as_os_str(),
-            OsStr::new("--log.level"),
-            OsStr::new("debug"),
-        ]);
-        let address = launched.address;
-        Exporter { launched, address }
-    }
-
-    fn log(&self) -> String {
-        self.launched.log()
-    }
+/// The exporter, started with `web_config` (written to `dir/web.yml`) and one connector to a port
+/// nothing listens on.
+fn start(dir: &Path, web_config: &str) -> Exporter {
+    let web = dir.join("web.yml");
+    std::fs::write(&web, web_config).expect("web config");
+    Exporter::start_with_args(
+        "connectors:\n  - name: local\n    smart_hosts: [127.0.0.1]\n    port: 1\n",
+        &["--web.config.file", web.to_str().expect("a UTF-8 path")],
+    )
 }
 
 /// Runs curl; returns the HTTP status (0 when no HTTP answer came) and curl's exit code.
@@ -77,11 +52,11 @@ fn hash(password: &str) -> String {
 #[test]
 fn basic_auth_refuses_missing_and_wrong_credentials() {
     let dir = tempfile::tempdir().expect("dir");
-    let exporter = Exporter::start(
+    let exporter = start(
         dir.path(),
         &format!("basic_auth_users:\n  alice: {}\n", hash(PASSWORD)),
     );
-    let url = |path: &str| format!("http://{}{path}", exporter.address);
+    let url = |path: &str| format!("http://{}{path}", exporter.addr);
     assert_eq!(curl(&[&url("/metrics")]).0, 401);
     assert_eq!(curl(&["-u", "alice:wrong", &url("/metrics")]).0, 401);
     assert_eq!(
@@ -115,21 +90,23 @@ fn basic_auth_refuses_missing_and_wrong_credentials() {
         "{headers}"
     );
     // Refusals are logged, and no secret is.
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let log = exporter.log();
-    assert!(log.contains("wrong credentials"), "{log}");
+    let logged = eventually(Duration::from_secs(5), || {
+        exporter.logs().contains("wrong credentials")
+    });
+    let log = exporter.logs();
+    assert!(logged, "{log}");
     assert!(!log.contains(PASSWORD) && !log.contains("wrong\""), "{log}");
 }
 
 #[test]
 fn reload_re_reads_the_web_config() {
     let dir = tempfile::tempdir().expect("dir");
-    let exporter = Exporter::start(
+    let exporter = start(
         dir.path(),
         &format!("basic_auth_users:\n  alice: {}\n", hash(PASSWORD)),
     );
-    let metrics = format!("http://{}/metrics", exporter.address);
-    let reload = format!("http://{}/-/reload", exporter.address);
+    let metrics = format!("http://{}/metrics", exporter.addr);
+    let reload = format!("http://{}/-/reload", exporter.addr);
     let alice = format!("alice:{PASSWORD}");
     std::fs::write(
         dir.path().join("web.yml"),
@@ -205,7 +182,7 @@ fn pki(dir: &Path) -> Pki {
 fn tls_with_client_certificates() {
     let dir = tempfile::tempdir().expect("dir");
     let pki = pki(dir.path());
-    let exporter = Exporter::start(
+    let exporter = start(
         dir.path(),
         &format!(
             "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\n  min_version: TLS12\n",
@@ -214,7 +191,7 @@ fn tls_with_client_certificates() {
             pki.ca.display()
         ),
     );
-    let https = format!("https://{}/metrics", exporter.address);
+    let https = format!("https://{}/metrics", exporter.addr);
     let ca = pki.ca.to_str().unwrap();
     let trusted = [
         "--cacert",
@@ -238,10 +215,7 @@ fn tls_with_client_certificates() {
     ];
     assert_eq!(curl(&stranger).0, 0);
     // Plain HTTP to the TLS listener gets no HTTP answer either.
-    assert_eq!(
-        curl(&[&format!("http://{}/metrics", exporter.address)]).0,
-        0
-    );
+    assert_eq!(curl(&[&format!("http://{}/metrics", exporter.addr)]).0, 0);
     // A client that does not trust the server's CA refuses it.
     let (status, exit) = curl(&[
         "--cert",
@@ -257,7 +231,7 @@ fn tls_with_client_certificates() {
 fn tls_and_basic_auth_together() {
     let dir = tempfile::tempdir().expect("dir");
     let pki = pki(dir.path());
-    let exporter = Exporter::start(
+    let exporter = start(
         dir.path(),
         &format!(
             "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  alice: {}\n",
@@ -266,7 +240,7 @@ fn tls_and_basic_auth_together() {
             hash(PASSWORD)
         ),
     );
-    let https = format!("https://{}/probe?connector=local", exporter.address);
+    let https = format!("https://{}/probe?connector=local", exporter.addr);
     let ca = pki.ca.to_str().unwrap();
     assert_eq!(curl(&["--cacert", ca, &https]).0, 401);
     assert_eq!(
@@ -284,7 +258,7 @@ fn an_invalid_web_config_stops_the_start_with_its_location() {
         "connectors:\n  - name: local\n    smart_hosts: [127.0.0.1]\n",
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_mailflow_exporter"))
+    let output = Command::new(BIN)
         .arg("--config.file")
         .arg(dir.path().join("mailflow.yml"))
         .arg("--web.config.file")

@@ -24,11 +24,13 @@
 //! removes the directory when dropped, also when a test panics.
 
 use std::io::Write as _;
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::dns_wire::{RCODE_NXDOMAIN, TYPE_A, query};
 
 /// Where Debian installs Postfix's commands.
 const SBIN: &str = "/usr/sbin";
@@ -110,7 +112,7 @@ impl Sender {
         std::fs::write(conf.join("main.cf"), main_cf(&base)).expect("write main.cf");
         // No smtpd at all; `smtp` (the only service that looks names up) runs chrooted in the
         // queue directory, so that it reads the queue directory's etc/resolv.conf.
-        let master_cf = crate::postfix_services::internal_services(true);
+        let master_cf = super::postfix_services::internal_services(true);
         std::fs::write(conf.join("master.cf"), master_cf).expect("write master.cf");
         let mut transport = String::new();
         let mut policies = String::new();
@@ -128,15 +130,8 @@ impl Sender {
             panic!("postfix start failed: {e}\n{}", sender.log());
         }
         // The queue manager and pickup are up when showq answers through postqueue.
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            match sender.queue() {
-                Ok(_) => break,
-                Err(e) if Instant::now() > deadline => {
-                    panic!("Postfix did not come up: {e}\n{}", sender.log())
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
+        if let Err(e) = crate::common::poll(Duration::from_secs(15), || sender.queue()) {
+            panic!("Postfix did not come up: {e}\n{}", sender.log())
         }
         sender
     }
@@ -196,11 +191,10 @@ impl Sender {
             .collect()
     }
 
-    /// Waits (polling every 200 ms, at most `limit`) until the queue holds `messages` messages
+    /// Waits (polling, at most `limit`) until the queue holds `messages` messages
     /// and every recipient of each has a delay reason; returns that queue.
     pub fn wait_deferred(&self, messages: usize, limit: Duration) -> Vec<serde_json::Value> {
-        let deadline = Instant::now() + limit;
-        loop {
+        let waited = crate::common::poll(limit, || {
             let queue = self.queue().unwrap_or_default();
             let ready = queue.len() == messages
                 && queue.iter().all(|m| {
@@ -208,23 +202,20 @@ impl Sender {
                         rcpts.iter().all(|r| r["delay_reason"].as_str().is_some())
                     })
                 });
-            if ready {
-                return queue;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "after {limit:?}, the queue does not hold {messages} deferred messages:\n{}\n\
-                     Postfix log:\n{}",
-                    queue
-                        .iter()
-                        .map(|m| m.to_string())
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+            if ready { Ok(queue) } else { Err(queue) }
+        });
+        waited.unwrap_or_else(|queue| {
+            panic!(
+                "after {limit:?}, the queue does not hold {messages} deferred messages:\n{}\n\
+                 Postfix log:\n{}",
+                queue
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                self.log()
+            )
+        })
     }
 
     /// Postfix's own log.
@@ -280,16 +271,21 @@ impl Sender {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("start /usr/sbin/dnsmasq");
-            for _ in 0..40 {
+            // Up when it answers; given up on when it exits (e.g. the address was taken).
+            let up = crate::common::poll(Duration::from_secs(5), || {
                 if let Ok(Some(_)) = child.try_wait() {
-                    break;
+                    return Ok(false);
                 }
                 if nxdomain((addr, 53).into(), "ready.invalid") {
-                    self.dns = Some(child);
-                    self.dns_addr = addr;
-                    return;
+                    Ok(true)
+                } else {
+                    Err(())
                 }
-                std::thread::sleep(Duration::from_millis(50));
+            });
+            if up == Ok(true) {
+                self.dns = Some(child);
+                self.dns_addr = addr;
+                return;
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -307,11 +303,7 @@ impl Drop for Sender {
         let _ = self.postfix(&["stop"]);
         if let Some(pid) = master {
             let proc = PathBuf::from(format!("/proc/{pid}"));
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while proc.exists() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            if proc.exists() {
+            if !crate::common::eventually(Duration::from_secs(10), || !proc.exists()) {
                 let _ = self.postfix(&["abort"]);
             }
         }
@@ -324,24 +316,8 @@ impl Drop for Sender {
 
 /// Whether the DNS server at `server` answers NXDOMAIN for `name` (type A) within 200 ms.
 fn nxdomain(server: SocketAddr, name: &str) -> bool {
-    let Ok(socket) = UdpSocket::bind("127.0.0.1:0") else {
-        return false;
-    };
-    let _ = socket.set_read_timeout(Some(Duration::from_millis(200)));
-    let mut query = vec![0x4d, 0x46, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
-    for label in name.split('.') {
-        query.push(label.len() as u8);
-        query.extend_from_slice(label.as_bytes());
-    }
-    query.extend_from_slice(&[0, 0, 1, 0, 1]);
-    if socket.send_to(&query, server).is_err() {
-        return false;
-    }
-    let mut reply = [0u8; 512];
-    match socket.recv(&mut reply) {
-        Ok(n) => n >= 12 && reply[..2] == query[..2] && reply[3] & 0x0f == 3,
-        Err(_) => false,
-    }
+    query(server, name, TYPE_A, Duration::from_millis(200))
+        .is_ok_and(|answer| answer.rcode == RCODE_NXDOMAIN)
 }
 
 /// Runs a command; its standard output on success, else its output and status.
@@ -393,7 +369,7 @@ queue_run_delay = 1h
 maillog_file_prefixes = {b}
 maillog_file = {b}/maillog
 ",
-        base_cf = crate::postfix_services::base_main_cf(
+        base_cf = super::postfix_services::base_main_cf(
             base,
             "sender.mf.test",
             "mf.test",

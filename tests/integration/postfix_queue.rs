@@ -4,32 +4,17 @@
 //!
 //! Nothing leaves the machine: every next hop is a server of this test on 127.0.0.x (or a closed
 //! port there), and the one name to resolve goes to a dnsmasq on a loopback address (see
-//! `common/postfix_sender.rs`), which the test checks.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-#[path = "common/http.rs"]
-#[allow(dead_code)]
-mod http;
-#[path = "common/launch.rs"]
-#[allow(dead_code)]
-mod launch;
-#[path = "common/metrics.rs"]
-#[allow(dead_code)]
-mod metrics;
-#[path = "common/postfix_sender.rs"]
-mod postfix_sender;
-#[path = "common/postfix_services.rs"]
-mod postfix_services;
-
+//! `system/postfix_sender.rs`), which the test checks.
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use launch::Launched;
-use postfix_sender::{Route, Sender};
+use crate::common::exporter::Exporter;
+use crate::common::net::closed_port;
+use crate::system::postfix_sender::{Route, Sender};
 
 /// The failure codes, every one of which the exporter reports per connector (from 0).
 const FAILURE_CODES: [&str; 7] = [
@@ -247,50 +232,6 @@ fn self_signed_tls() -> Arc<rustls::ServerConfig> {
     Arc::new(config)
 }
 
-/// A socket bound to `ip` (port chosen by the system) that never listens: connecting to it is
-/// refused, and no other test can take the port while it is held.
-fn closed_port(ip: Ipv4Addr) -> (socket2::Socket, u16) {
-    let socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    socket
-        .bind(&SocketAddr::from((ip, 0)).into())
-        .expect("bind a port to keep closed");
-    let port = socket
-        .local_addr()
-        .expect("local addr")
-        .as_socket()
-        .expect("inet")
-        .port();
-    (socket, port)
-}
-
-/// The exporter, killed when dropped; its log is kept.
-struct Exporter(Launched);
-
-impl Exporter {
-    /// Starts the exporter with `config` (written to `dir`) and waits for its `listening` line.
-    fn start(dir: &std::path::Path, config: &str) -> Exporter {
-        let file = dir.join("mailflow.yml");
-        std::fs::write(&file, config).expect("write the exporter configuration");
-        Exporter(Launched::start([
-            std::ffi::OsStr::new("--config.file"),
-            file.as_os_str(),
-        ]))
-    }
-
-    fn scrape(&self) -> metrics::Metrics {
-        let response = http::get(self.0.address, "/metrics", &[]).expect("GET /metrics");
-        assert_eq!(
-            response.status,
-            200,
-            "GET /metrics: {}\nstderr:\n{}",
-            response.body,
-            self.0.log()
-        );
-        metrics::Metrics::parse(&response.body)
-    }
-}
-
 /// One connector of the test: the recipient domain Postfix routes, the code its delay reasons
 /// must map to, and how many messages are queued for it.
 struct Case {
@@ -316,8 +257,8 @@ fn the_real_queue_is_counted_per_connector_and_code() {
     let notls_ip = Ipv4Addr::new(127, 0, 0, 14);
     let badcert_ip = Ipv4Addr::new(127, 0, 0, 15);
     let stray_ip = Ipv4Addr::new(127, 0, 0, 16);
-    let (_refused_socket, refused_port) = closed_port(refused_ip);
-    let (_stray_socket, stray_port) = closed_port(stray_ip);
+    let refused_port = closed_port(&refused_ip.to_string());
+    let stray_port = closed_port(&stray_ip.to_string());
     let hang_port = servers.serve(hang_ip, Behaviour::Hang);
     let busy_port = servers.serve(busy_ip, Behaviour::Greet421);
     let notls_port = servers.serve(notls_ip, Behaviour::NoStarttls);
@@ -504,11 +445,10 @@ fn the_real_queue_is_counted_per_connector_and_code() {
         "defaults:\n  dns:\n    nameservers: [\"{}:53\"]\npostfix_queue:\n  command: [{command}]\n  timeout: 10s\n",
         postfix.dns_address()
     ));
-    let workdir = tempfile::tempdir().expect("temporary directory");
-    let exporter = Exporter::start(workdir.path(), &config);
+    let exporter = Exporter::start(&config);
 
     let before_scrape = Instant::now();
-    let metrics = exporter.scrape();
+    let metrics = exporter.metrics();
     let after_scrape = Instant::now();
 
     assert_eq!(
@@ -576,44 +516,4 @@ fn the_real_queue_is_counted_per_connector_and_code() {
     drop(postfix);
     drop(servers);
     eprintln!("took {:?}", test_started.elapsed());
-}
-
-#[test]
-fn a_missing_queue_command_is_a_metric_not_a_failed_scrape() {
-    let workdir = tempfile::tempdir().expect("temporary directory");
-    let exporter = Exporter::start(
-        workdir.path(),
-        "connectors:\n  - name: relay\n    smart_hosts: [\"127.0.0.1\"]\n    port: 1\n\
-         postfix_queue:\n  command: [/nonexistent/postqueue, -j]\n",
-    );
-    let metrics = exporter.scrape();
-    let lines = metrics.lines_of("mailflow_postfix_queue");
-    assert_eq!(
-        metrics.expect("mailflow_postfix_queue_read_success", &[]),
-        0.0,
-        "{lines}"
-    );
-    assert_eq!(
-        metrics.expect(
-            "mailflow_postfix_queue_read_failures_total",
-            &[("reason", "not_found")]
-        ),
-        1.0,
-        "{lines}"
-    );
-    assert!(
-        metrics
-            .all("mailflow_postfix_queue_messages", &[])
-            .is_empty(),
-        "no queue series without a reading:\n{lines}"
-    );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !exporter.0.log().contains("cannot read the Postfix queue") {
-        assert!(
-            Instant::now() < deadline,
-            "no log line about the queue; stderr:\n{}",
-            exporter.0.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }

@@ -81,7 +81,7 @@ pub fn postfix_connector(name: &str, listener: &str, tls: &str, extra: &[(&str, 
         ("ca_file", &ca),
     ];
     fields.extend_from_slice(extra);
-    super::exporter::connector(name, &fields)
+    crate::common::exporter::connector(name, &fields)
 }
 
 fn tls_options(leaf: &Leaf) -> String {
@@ -189,7 +189,7 @@ fn start() -> Postfix {
         let ports: BTreeMap<&'static str, u16> = LISTENERS
             .iter()
             .copied()
-            .zip(super::net::free_ports(LISTENERS.len()))
+            .zip(crate::common::net::free_ports(LISTENERS.len()))
             .collect();
         std::fs::write(conf.join("main.cf"), main_cf(&base)).expect("write main.cf");
         std::fs::write(conf.join("master.cf"), master_cf(&ports)).expect("write master.cf");
@@ -226,28 +226,19 @@ fn log(base: &Path) -> String {
 fn wait_ready(p: &Postfix) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(15);
     for (name, port) in &p.ports {
+        let left = deadline.saturating_duration_since(Instant::now());
         if *name == "implicit" {
             // TLS from the first byte: a plain connect is all we can check here.
-            loop {
-                if TcpStream::connect(("127.0.0.1", *port)).is_ok() {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    return Err(format!("listener {name} on {port} never accepted"));
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            crate::common::poll(left, || TcpStream::connect(("127.0.0.1", *port)))
+                .map_err(|e| format!("listener {name} on {port} never accepted: {e}"))?;
             continue;
         }
-        loop {
-            match banner(*port) {
-                Ok(b) if b.contains(&format!("fixture-{name}")) => break,
-                Ok(b) => return Err(format!("port {port} greets {b:?}, not listener {name}")),
-                Err(e) if Instant::now() > deadline => {
-                    return Err(format!("listener {name} on {port}: {e}"));
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
+        let greeting = crate::common::poll(left, || banner(*port))
+            .map_err(|e| format!("listener {name} on {port}: {e}"))?;
+        if !greeting.contains(&format!("fixture-{name}")) {
+            return Err(format!(
+                "port {port} greets {greeting:?}, not listener {name}"
+            ));
         }
     }
     Ok(())

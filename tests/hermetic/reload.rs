@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::common::eventually;
 use crate::common::exporter::{Exporter, config, local};
 use crate::common::http::{self, Response};
 use crate::common::metrics::Metrics;
@@ -68,25 +69,11 @@ fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|n| n.to_string()).collect()
 }
 
-/// Poll `check` every 50 ms until it is true, at most `max`.
-fn eventually(max: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if check() {
-            return true;
-        }
-        if start.elapsed() > max {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn valid_reload_applies_the_new_connectors_and_keeps_unchanged_state() {
     let s = Server::dialogue(Dialogue::default());
     let entry = |name: &str| local(name, s.port(), &NONE);
-    let mut e = Exporter::start(&config(false, &[entry("keep"), entry("gone")]));
+    let mut e = Exporter::start(&config(None, &[entry("keep"), entry("gone")]));
     assert_eq!(probes_total(&e, "keep"), 1.0);
     assert_eq!(probes_total(&e, "keep"), 2.0);
     assert_eq!(probes_total(&e, "gone"), 1.0);
@@ -96,8 +83,8 @@ fn valid_reload_applies_the_new_connectors_and_keeps_unchanged_state() {
     // By POST /-/reload: `gone` goes, `added` comes, `keep` stays as it was.
     std::thread::sleep(Duration::from_millis(50));
     std::fs::write(
-        &e.config_file,
-        config(false, &[entry("keep"), entry("added")]),
+        e.config_file(),
+        config(None, &[entry("keep"), entry("added")]),
     )
     .expect("write config");
     let r = post_reload(&e);
@@ -121,8 +108,8 @@ fn valid_reload_applies_the_new_connectors_and_keeps_unchanged_state() {
     // By SIGHUP: `added` goes, `hup-added` comes.
     std::thread::sleep(Duration::from_millis(50));
     std::fs::write(
-        &e.config_file,
-        config(false, &[entry("keep"), entry("hup-added")]),
+        e.config_file(),
+        config(None, &[entry("keep"), entry("hup-added")]),
     )
     .expect("write config");
     e.signal("HUP");
@@ -146,7 +133,7 @@ fn valid_reload_applies_the_new_connectors_and_keeps_unchanged_state() {
 /// An invalid variant of a one-connector file: (what is wrong, the file, the text at the
 /// position the error must name).
 fn invalid_files(port: u16) -> Vec<(&'static str, String, &'static str)> {
-    let base = config(false, &[local("keep", port, &NONE)]);
+    let base = config(None, &[local("keep", port, &NONE)]);
     vec![
         (
             "an unknown key",
@@ -181,15 +168,15 @@ fn position(text: &str, needle: &str) -> String {
 #[test]
 fn invalid_reload_keeps_the_old_configuration() {
     let s = Server::dialogue(Dialogue::default());
-    let good = config(false, &[local("keep", s.port(), &NONE)]);
+    let good = config(None, &[local("keep", s.port(), &NONE)]);
     let mut e = Exporter::start(&good);
     assert_eq!(probes_total(&e, "keep"), 1.0);
     let (_, at0) = reload_state(&e);
-    let file = e.config_file.display().to_string();
+    let file = e.config_file().display().to_string();
     let mut probes = 1.0;
 
     for (i, (what, text, at)) in invalid_files(s.port()).into_iter().enumerate() {
-        std::fs::write(&e.config_file, &text).expect("write config");
+        std::fs::write(e.config_file(), &text).expect("write config");
         if i == 0 {
             // SIGHUP first: nobody gets an answer, the metric says it.
             e.signal("HUP");
@@ -224,9 +211,9 @@ fn invalid_reload_keeps_the_old_configuration() {
 
     // Fixed: the next reload succeeds.
     std::fs::write(
-        &e.config_file,
+        e.config_file(),
         config(
-            false,
+            None,
             &[
                 local("keep", s.port(), &NONE),
                 local("newbie", s.port(), &NONE),
@@ -249,7 +236,7 @@ fn reload_does_not_drop_scrapes_in_flight() {
     let healthy = Server::dialogue(Dialogue::default());
     let slow = [("timeout", "3s")];
     let e = Exporter::start(&config(
-        false,
+        None,
         &[
             local("hang-kept", hanging.port(), &slow),
             local("hang-removed", hanging.port(), &slow),
@@ -277,9 +264,9 @@ fn reload_does_not_drop_scrapes_in_flight() {
             e.logs()
         );
         std::fs::write(
-            &e.config_file,
+            e.config_file(),
             config(
-                false,
+                None,
                 &[
                     local("hang-kept", hanging.port(), &slow),
                     local("fresh", healthy.port(), &NONE),
@@ -329,7 +316,7 @@ fn reload_does_not_drop_scrapes_in_flight() {
 fn connector_removed_while_probed_starts_anew_when_re_added() {
     let hanging = Server::start(|c| c.hang(Duration::from_secs(20)));
     let slow = [("timeout", "2s")];
-    let with_it = config(false, &[local("flaky", hanging.port(), &slow)]);
+    let with_it = config(None, &[local("flaky", hanging.port(), &slow)]);
     let e = Exporter::start(&with_it);
     std::thread::scope(|scope| {
         let scrape = scope.spawn(|| e.get("/probe?connector=flaky"));
@@ -338,15 +325,15 @@ fn connector_removed_while_probed_starts_anew_when_re_added() {
             "the probe never connected"
         );
         std::fs::write(
-            &e.config_file,
-            config(false, &[local("other", hanging.port(), &slow)]),
+            e.config_file(),
+            config(None, &[local("other", hanging.port(), &slow)]),
         )
         .expect("write config");
         let r = post_reload(&e);
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(scrape.join().expect("scrape").status, 200);
     });
-    std::fs::write(&e.config_file, &with_it).expect("write config");
+    std::fs::write(e.config_file(), &with_it).expect("write config");
     let r = post_reload(&e);
     assert_eq!(r.status, 200, "{}", r.body);
     let m = e.probe_path("/probe?connector=flaky");
@@ -365,7 +352,7 @@ fn scrapes_after_a_reload_do_not_join_probes_of_the_old_configuration() {
     let hanging = Server::start(|c| c.hang(Duration::from_secs(20)));
     let refused = closed_port("127.0.0.1");
     let slow = [("timeout", "3s")];
-    let e = Exporter::start(&config(false, &[local("moving", hanging.port(), &slow)]));
+    let e = Exporter::start(&config(None, &[local("moving", hanging.port(), &slow)]));
     std::thread::scope(|scope| {
         let old = scope.spawn(|| e.get("/probe?connector=moving"));
         assert!(
@@ -373,8 +360,8 @@ fn scrapes_after_a_reload_do_not_join_probes_of_the_old_configuration() {
             "the probe never connected"
         );
         std::fs::write(
-            &e.config_file,
-            config(false, &[local("moving", refused, &slow)]),
+            e.config_file(),
+            config(None, &[local("moving", refused, &slow)]),
         )
         .expect("write config");
         let r = post_reload(&e);
