@@ -6,6 +6,7 @@
 //! Every fixture talks only to loopback addresses or to network namespaces that the tests create.
 #![allow(dead_code)]
 
+pub mod alertmanager;
 pub mod certs;
 pub mod dns;
 pub mod exporter;
@@ -17,6 +18,7 @@ pub mod postfix_services;
 pub mod prometheus;
 pub mod reaper;
 pub mod smtp;
+pub mod webhook;
 
 use std::path::PathBuf;
 
