@@ -406,6 +406,34 @@ fn a_customised_config_renders_rules_that_pass_their_own_tests() {
 }
 
 #[test]
+fn a_misspelt_or_mistyped_config_key_is_an_error() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let out = dir.path().join("out");
+    let out_arg = out.to_str().expect("a UTF-8 temporary path");
+    for (config, message) in [
+        (
+            "{ certificateWarnigDays: 21 }",
+            "unknown _config keys: certificateWarnigDays",
+        ),
+        (
+            "{ certificateWarningDays: '21' }",
+            "certificateWarningDays is a string, not a number",
+        ),
+    ] {
+        let file = dir.path().join("config.libsonnet");
+        std::fs::write(&file, config).expect("write the configuration");
+        let file_arg = file.to_str().expect("a UTF-8 temporary path");
+        let output = render_mixin(&root(), &["--out", out_arg, "--config", file_arg]);
+        let report = text(&output);
+        assert!(
+            !output.status.success() && report.contains(message),
+            "{config}: expected a failure naming `{message}`, got {}:\n{report}",
+            output.status
+        );
+    }
+}
+
+#[test]
 fn amtool_accepts_the_alertmanager_config() {
     let args = ["check-config", ALERTMANAGER_CONFIG];
     succeed(&run(&AMTOOL, &args, &root()), &AMTOOL, &args);

@@ -4,7 +4,19 @@
 local text = import 'text.libsonnet';
 local yaml = import 'yaml.libsonnet';
 
+// The defaults, to check a customised configuration against: a misspelt key or a threshold
+// given as a string would otherwise be ignored or break the rules far from its cause.
+local defaults = (import '../config.libsonnet')._config;
+
 function(config)
+  local unknown = [key for key in std.objectFields(config) if !std.objectHas(defaults, key)];
+  local mistyped = [
+    '%s is a %s, not a %s' % [key, std.type(config[key]), std.type(defaults[key])]
+    for key in std.objectFields(config)
+    if std.objectHas(defaults, key) && std.type(config[key]) != std.type(defaults[key])
+  ];
+  assert unknown == [] : 'unknown _config keys: %s; the keys are: %s' % [std.join(', ', unknown), std.join(', ', std.objectFields(defaults))];
+  assert mistyped == [] : 'wrong types in _config: ' + std.join('; ', mistyped);
   local mixin = (import '../mixin.libsonnet') + { _config+:: config };
   local c = mixin._config;
   {
