@@ -16,11 +16,13 @@ mod common;
 mod system;
 
 mod fixtures;
+mod monitoring;
 mod mta_sts;
+mod paging;
 mod postfix_queue;
 mod probe_dns;
 mod probe_tls;
 mod probe_unreachable;
 mod prometheus_e2e;
-mod promtool;
+
 mod sharding;

@@ -8,6 +8,7 @@
 //! tests create.
 #![allow(dead_code)]
 
+pub mod alertmanager;
 pub mod certs;
 pub mod dns_wire;
 pub mod dnsmasq;
@@ -18,6 +19,7 @@ pub mod postfix_sender;
 pub mod postfix_services;
 pub mod prometheus;
 pub mod reaper;
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 
