@@ -5,6 +5,7 @@
 //! certificate checks → EHLO → optional MAIL FROM / RCPT TO, then RSET → QUIT. The first failure
 //! ends an address's probe. Every phase runs against the one deadline of the probe.
 
+pub mod dane;
 pub mod dns;
 pub mod limits;
 mod quickack;
