@@ -7,6 +7,7 @@
 
 pub mod dane;
 pub mod dns;
+pub mod dnssec;
 pub mod limits;
 mod quickack;
 pub mod smtp;
