@@ -8,6 +8,7 @@
 
 pub mod certs;
 pub mod dns;
+pub mod dnssec_world;
 pub mod exporter;
 pub mod http;
 pub mod metrics;

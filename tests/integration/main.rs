@@ -12,6 +12,7 @@
 mod common;
 
 mod cli;
+mod dnssec;
 mod fixtures;
 mod http_api;
 mod load;
