@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -616,12 +616,13 @@ pub enum Meddle {
     StripSignatures(Name),
 }
 
-/// A UDP forwarder in front of a resolver that spoils chosen answers; everything else passes
-/// through unchanged. Stops when dropped.
+/// A UDP forwarder in front of a resolver that spoils chosen answers (everything else passes
+/// through unchanged) and counts the queries it gets. Stops when dropped.
 pub struct Meddler {
     /// Where it listens (UDP).
     pub addr: SocketAddr,
     stopped: Arc<AtomicBool>,
+    queries: Arc<AtomicUsize>,
 }
 
 impl Meddler {
@@ -633,19 +634,30 @@ impl Meddler {
             .expect("read timeout");
         let addr = socket.local_addr().expect("addr");
         let stopped = Arc::new(AtomicBool::new(false));
-        let stop = stopped.clone();
+        let queries = Arc::new(AtomicUsize::new(0));
+        let (stop, count) = (stopped.clone(), queries.clone());
         std::thread::spawn(move || {
             let mut buffer = [0u8; 4096];
             while !stop.load(Ordering::Relaxed) {
                 let Ok((length, client)) = socket.recv_from(&mut buffer) else {
                     continue;
                 };
+                count.fetch_add(1, Ordering::Relaxed);
                 if let Some(reply) = meddle(&buffer[..length], upstream, &rules) {
                     let _ = socket.send_to(&reply, client);
                 }
             }
         });
-        Meddler { addr, stopped }
+        Meddler {
+            addr,
+            stopped,
+            queries,
+        }
+    }
+
+    /// How many queries it has received so far.
+    pub fn queries(&self) -> usize {
+        self.queries.load(Ordering::Relaxed)
     }
 }
 

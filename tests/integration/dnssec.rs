@@ -253,6 +253,35 @@ async fn a_hiccup_that_passes_leaves_a_secure_answer() {
 }
 
 #[tokio::test]
+async fn a_validated_lookup_of_a_cached_zone_costs_few_packets() {
+    let world = standard();
+    let counter = Meddler::start(world.resolver, vec![]);
+    let dns = exporter(counter.addr, &world.root_ds);
+    let cold = dns.tlsa(SECURE_HOST, 25, deadline()).await;
+    assert_eq!(cold.status, Secure);
+    let chain = counter.queries();
+    // The TLSA answer, then the keys and delegations from the root down.
+    assert!(
+        chain >= 4,
+        "a cold lookup fetches the chain: {chain} queries"
+    );
+    let warm = dns.tlsa(SECURE_HOST, 25, deadline()).await;
+    assert_eq!(warm.status, Secure);
+    assert_eq!(
+        counter.queries(),
+        chain,
+        "a repeated lookup is answered from the cache"
+    );
+    let addresses = dns.addresses(SECURE_HOST, deadline()).await;
+    assert_eq!(addresses.status, Secure);
+    assert_eq!(
+        counter.queries(),
+        chain + 2,
+        "a new name in a validated zone costs its own A and AAAA queries only"
+    );
+}
+
+#[tokio::test]
 async fn a_resolver_that_strips_signatures_leaves_everything_indeterminate() {
     let world = standard();
     // Everywhere: not even the anchors' keys can be checked.

@@ -99,6 +99,22 @@ pub enum AnchorError {
     Empty,
 }
 
+impl AnchorError {
+    /// The line the error is on, for a configuration error that names file and line; `None`
+    /// when it concerns the whole text.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            AnchorError::Syntax { line, .. }
+            | AnchorError::NotAnAnchor { line, .. }
+            | AnchorError::Directive { line, .. }
+            | AnchorError::RelativeName { line, .. }
+            | AnchorError::Unsupported { line, .. }
+            | AnchorError::NotAZoneKey { line, .. } => Some(*line),
+            AnchorError::Empty => None,
+        }
+    }
+}
+
 impl Anchors {
     /// The root zone's key-signing keys, as IANA publishes them (KSK-2017 and KSK-2024).
     pub fn root() -> Self {
@@ -560,6 +576,11 @@ mod tests {
     fn refuses_what_is_no_trust_anchor_with_its_line() {
         let error = |text: &str| Anchors::parse(text).unwrap_err().to_string();
         assert_eq!(error(""), "no DS or DNSKEY record found");
+        assert_eq!(Anchors::parse("").unwrap_err().line(), None);
+        assert_eq!(
+            Anchors::parse("\n\nx. IN TXT hello\n").unwrap_err().line(),
+            Some(3)
+        );
         assert_eq!(error("; only a comment\n"), "no DS or DNSKEY record found");
         assert_eq!(
             error("\nexample.test. IN A 127.0.0.1\n"),
