@@ -38,7 +38,7 @@ use tokio::time::{Instant, timeout_at};
 
 pub use anchors::{AnchorError, Anchors};
 use anchors::{KeysFailure, TrustedKeys, trusted_keys};
-use upstream::{Checked, Flags, Unanswered, Upstream, Witness};
+use upstream::{Checked, Flags, Unanswered, Upstream, Witness, is_answer};
 
 use super::dane::Tlsa;
 use super::dns::Exchanger;
@@ -610,11 +610,6 @@ fn extended_errors(response: &DnsResponse) -> impl Iterator<Item = u16> + '_ {
             },
             _ => None,
         })
-}
-
-/// Whether `code` carries an answer (records or a denial).
-fn is_answer(code: ResponseCode) -> bool {
-    matches!(code, ResponseCode::NoError | ResponseCode::NXDomain)
 }
 
 /// The failure of an answer without records.

@@ -98,7 +98,7 @@ impl Upstream {
         let query = Query::query(name.clone(), rtype);
         for server in &self.servers {
             if let Ok(response) = self.ask(*server, &query).await {
-                if let Some(ttl) = cacheable_for(&response) {
+                if let Some(ttl) = cacheable_for(&response, self.flags) {
                     self.store(key, response.clone(), ttl);
                 }
                 return Ok(response);
@@ -216,17 +216,24 @@ fn answer_to(message: &Message, datagram: Vec<u8>) -> Option<DnsResponse> {
     (is_answer && same_question).then_some(response)
 }
 
-/// How long `response` may be cached: NOERROR and NXDOMAIN answers with at least one record,
-/// for the smallest TTL among their records.
-fn cacheable_for(response: &DnsResponse) -> Option<Duration> {
-    if !matches!(
-        response.metadata.response_code,
-        ResponseCode::NoError | ResponseCode::NXDomain
-    ) {
+/// How long `response` to a query with `flags` may be cached: NOERROR and NXDOMAIN answers with
+/// at least one record, for the smallest TTL among their records; in `exporter` mode only answers
+/// that show no hiccup (a stripped answer is not kept to spoil later lookups).
+fn cacheable_for(response: &DnsResponse, flags: Flags) -> Option<Duration> {
+    let clean = match flags {
+        Flags::Checking => hiccup_in(response).is_none(),
+        Flags::Authenticated => is_answer(response.metadata.response_code),
+    };
+    if !clean {
         return None;
     }
     let ttl = response.all_sections().map(|record| record.ttl).min()?;
     (ttl > 0).then(|| Duration::from_secs(u64::from(ttl)))
+}
+
+/// Whether `code` carries an answer (records or a denial).
+pub(super) fn is_answer(code: ResponseCode) -> bool {
+    matches!(code, ResponseCode::NoError | ResponseCode::NXDomain)
 }
 
 /// A question: lower-cased name and type.
@@ -297,30 +304,35 @@ impl Witness {
 
     /// Notes what is wrong with `response` (to a DO query), if anything.
     fn inspect(&self, name: &Name, rtype: RecordType, response: &DnsResponse) {
-        let code = response.metadata.response_code;
-        if !matches!(code, ResponseCode::NoError | ResponseCode::NXDomain) {
-            return self.saw(Hiccup::ErrorCode(code), name, rtype);
-        }
-        if !response
-            .edns
-            .as_ref()
-            .is_some_and(|edns| edns.flags().dnssec_ok)
-        {
-            return self.saw(Hiccup::NotDnssecAware, name, rtype);
-        }
-        let dnssec_records = response.all_sections().any(|record| {
-            matches!(
-                record.record_type(),
-                RecordType::DNSKEY | RecordType::DS | RecordType::NSEC | RecordType::NSEC3
-            )
-        });
-        let signatures = response
-            .all_sections()
-            .any(|record| record.record_type() == RecordType::RRSIG);
-        if dnssec_records && !signatures {
-            self.saw(Hiccup::SignaturesStripped, name, rtype);
+        if let Some(hiccup) = hiccup_in(response) {
+            self.saw(hiccup, name, rtype);
         }
     }
+}
+
+/// What is wrong with `response` to a DO query, if anything.
+fn hiccup_in(response: &DnsResponse) -> Option<Hiccup> {
+    let code = response.metadata.response_code;
+    if !is_answer(code) {
+        return Some(Hiccup::ErrorCode(code));
+    }
+    if !response
+        .edns
+        .as_ref()
+        .is_some_and(|edns| edns.flags().dnssec_ok)
+    {
+        return Some(Hiccup::NotDnssecAware);
+    }
+    let dnssec_records = response.all_sections().any(|record| {
+        matches!(
+            record.record_type(),
+            RecordType::DNSKEY | RecordType::DS | RecordType::NSEC | RecordType::NSEC3
+        )
+    });
+    let signatures = response
+        .all_sections()
+        .any(|record| record.record_type() == RecordType::RRSIG);
+    (dnssec_records && !signatures).then_some(Hiccup::SignaturesStripped)
 }
 
 /// The [`DnsHandle`] hickory's validator queries through in `exporter` mode: the shared
@@ -454,18 +466,31 @@ mod tests {
 
     #[test]
     fn good_answers_are_cached_for_their_smallest_ttl() {
+        let plain = |code, ttls: &[u32]| cacheable_for(&answer(code, ttls), Flags::Authenticated);
         assert_eq!(
-            cacheable_for(&answer(ResponseCode::NoError, &[300, 60])),
+            plain(ResponseCode::NoError, &[300, 60]),
             Some(Duration::from_secs(60))
         );
         assert_eq!(
-            cacheable_for(&answer(ResponseCode::NXDomain, &[30])),
+            plain(ResponseCode::NXDomain, &[30]),
             Some(Duration::from_secs(30))
         );
-        assert_eq!(cacheable_for(&answer(ResponseCode::ServFail, &[300])), None);
-        assert_eq!(cacheable_for(&answer(ResponseCode::Refused, &[300])), None);
-        assert_eq!(cacheable_for(&answer(ResponseCode::NoError, &[])), None);
-        assert_eq!(cacheable_for(&answer(ResponseCode::NoError, &[0])), None);
+        assert_eq!(plain(ResponseCode::ServFail, &[300]), None);
+        assert_eq!(plain(ResponseCode::Refused, &[300]), None);
+        assert_eq!(plain(ResponseCode::NoError, &[]), None);
+        assert_eq!(plain(ResponseCode::NoError, &[0]), None);
+        // In exporter mode, an answer without the DO bit is a hiccup: not kept.
+        let unsigned = answer(ResponseCode::NoError, &[300]);
+        assert_eq!(cacheable_for(&unsigned, Flags::Checking), None);
+        let mut signed = unsigned.into_message();
+        let mut edns = Edns::new();
+        edns.set_dnssec_ok(true);
+        signed.set_edns(edns);
+        let signed = DnsResponse::from_message(signed).unwrap();
+        assert_eq!(
+            cacheable_for(&signed, Flags::Checking),
+            Some(Duration::from_secs(300))
+        );
     }
 
     #[test]
