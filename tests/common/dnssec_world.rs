@@ -60,6 +60,8 @@ pub struct ZoneSpec {
     records: Vec<String>,
     /// (owner, type) of the RRsets whose signature is broken after signing.
     tampered: Vec<(String, String)>,
+    /// Authenticated denial with NSEC3 (no salt, no extra iterations, RFC 9276) instead of NSEC.
+    nsec3: bool,
 }
 
 impl ZoneSpec {
@@ -69,6 +71,7 @@ impl ZoneSpec {
             kind,
             records: Vec::new(),
             tampered: Vec::new(),
+            nsec3: false,
         }
     }
 
@@ -95,6 +98,12 @@ impl ZoneSpec {
     /// Adds a zone-file line, e.g. `"mx IN A 127.0.0.1"` or `"_25._tcp.mx IN TLSA 3 1 1 …"`.
     pub fn record(mut self, line: &str) -> Self {
         self.records.push(line.to_owned());
+        self
+    }
+
+    /// Signs with NSEC3 instead of NSEC.
+    pub fn nsec3(mut self) -> Self {
+        self.nsec3 = true;
         self
     }
 
@@ -316,6 +325,9 @@ fn sign_zone(dir: &Path, zone: &ZoneSpec, delegations: &[String]) -> (String, St
     .to_owned();
     let signed = format!("{file}.signed");
     let mut args = vec!["-f".to_owned(), signed.clone(), "-o".to_owned(), origin];
+    if zone.nsec3 {
+        args.extend(["-n".to_owned(), "-t".to_owned(), "0".to_owned()]);
+    }
     if zone.kind == ZoneKind::Expired {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -580,6 +592,13 @@ pub const BOGUS_TLSA_HOST: &str = "mx.badtlsa.test";
 pub const BOGUS_A_HOST: &str = "mx.bada.test";
 /// A host in a signed zone whose signatures have all expired.
 pub const EXPIRED_HOST: &str = "mx.expired.test";
+/// A host in a zone signed with NSEC3, with A and TLSA records; `plain.nsec3.test` has no TLSA.
+pub const NSEC3_HOST: &str = "mx.nsec3.test";
+/// A host in an NSEC3-signed zone without TLSA records.
+pub const NSEC3_NO_TLSA_HOST: &str = "plain.nsec3.test";
+/// A host in an unsigned zone delegated from the NSEC3-signed zone (the missing DS is proven by
+/// NSEC3).
+pub const NSEC3_INSECURE_HOST: &str = "mx.unsigned.nsec3.test";
 
 /// The world the DNSSEC tests share, started on first use.
 pub fn standard() -> &'static World {
@@ -600,6 +619,10 @@ pub fn standard() -> &'static World {
             host(ZoneSpec::signed("badtlsa.test")).tamper("_25._tcp.mx", "TLSA"),
             host(ZoneSpec::signed("bada.test")).tamper("mx", "A"),
             host(ZoneSpec::expired("expired.test")),
+            host(ZoneSpec::signed("nsec3.test"))
+                .nsec3()
+                .record("plain IN A 127.0.0.1"),
+            host(ZoneSpec::unsigned("unsigned.nsec3.test")),
         ])
     })
 }

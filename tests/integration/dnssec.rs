@@ -13,8 +13,9 @@ use mailflow_exporter::probe::dnssec::{
 use tokio::time::Instant;
 
 use crate::common::dnssec_world::{
-    BOGUS_A_HOST, BOGUS_TLSA_HOST, EXPIRED_HOST, INSECURE_HOST, Meddle, Meddler, SECURE_DOMAIN,
-    SECURE_HOST, SECURE_NO_TLSA_HOST, SERVFAIL_TLSA_HOST, TLSA_DATA, standard,
+    BOGUS_A_HOST, BOGUS_TLSA_HOST, EXPIRED_HOST, INSECURE_HOST, Meddle, Meddler, NSEC3_HOST,
+    NSEC3_INSECURE_HOST, NSEC3_NO_TLSA_HOST, SECURE_DOMAIN, SECURE_HOST, SECURE_NO_TLSA_HOST,
+    SERVFAIL_TLSA_HOST, TLSA_DATA, standard,
 };
 
 use DnssecStatus::{Bogus, Indeterminate, Insecure, Secure};
@@ -118,6 +119,32 @@ async fn a_missing_tlsa_record_in_a_signed_zone_is_a_secure_denial() {
 }
 
 #[tokio::test]
+async fn nsec3_denials_prove_out_too() {
+    for (mode, dns) in both_modes(standard().resolver) {
+        let tlsa = dns.tlsa(NSEC3_HOST, 25, deadline()).await;
+        assert_eq!(
+            tlsa,
+            Lookup {
+                status: Secure,
+                records: Ok(vec![tlsa_311()])
+            },
+            "{mode}"
+        );
+        let none = dns.tlsa(NSEC3_NO_TLSA_HOST, 25, deadline()).await;
+        assert_eq!(
+            none,
+            Lookup {
+                status: Secure,
+                records: Err(LookupFailure::Nxdomain)
+            },
+            "{mode}"
+        );
+        let below = dns.addresses(NSEC3_INSECURE_HOST, deadline()).await;
+        assert_eq!(below.status, Insecure, "{mode}: {below:?}");
+    }
+}
+
+#[tokio::test]
 async fn an_unsigned_zone_is_insecure_in_both_modes() {
     for (mode, dns) in both_modes(standard().resolver) {
         let addresses = dns.addresses(INSECURE_HOST, deadline()).await;
@@ -133,6 +160,15 @@ async fn an_unsigned_zone_is_insecure_in_both_modes() {
             Lookup {
                 status: Insecure,
                 records: Ok(vec![tlsa_311()])
+            },
+            "{mode}"
+        );
+        let missing = dns.tlsa("nothing.insecure.test", 25, deadline()).await;
+        assert_eq!(
+            missing,
+            Lookup {
+                status: Insecure,
+                records: Err(LookupFailure::Nxdomain)
             },
             "{mode}"
         );
