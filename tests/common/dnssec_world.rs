@@ -152,11 +152,18 @@ impl World {
     /// Generates keys, signs `zones` (below a signed `.` and `test.`), and starts NSD, the
     /// refusing NSD for lame zones, and Unbound. Panics with the logs if anything fails.
     pub fn start(zones: &[ZoneSpec]) -> World {
+        Self::start_with_resolver(zones, None)
+    }
+
+    /// Like [`World::start`], with Unbound listening on `resolver` when given (for a client
+    /// that can only ask port 53, e.g. a Postfix reading a `resolv.conf`), else on a free port.
+    pub fn start_with_resolver(zones: &[ZoneSpec], resolver: Option<SocketAddr>) -> World {
         let dir = super::kept_dir("mailflow-dnssec-");
         let built = build_zones(&dir, zones);
         let mut last_error = String::new();
         for _ in 0..5 {
-            match start_daemons(&dir, &built) {
+            let listen = resolver.unwrap_or_else(|| ([127, 0, 0, 1], free_port()).into());
+            match start_daemons(&dir, &built, listen) {
                 Ok(world) => return world,
                 Err(error) => last_error = error,
             }
@@ -437,10 +444,17 @@ fn nsd_config(dir: &Path, name: &str, port: u16, zones: &[(String, String)]) -> 
     path
 }
 
-fn unbound_config(dir: &Path, port: u16, nsd: u16, refuser: u16, built: &Built) -> PathBuf {
+fn unbound_config(
+    dir: &Path,
+    listen: SocketAddr,
+    nsd: u16,
+    refuser: u16,
+    built: &Built,
+) -> PathBuf {
     let d = dir.display();
+    let (ip, port) = (listen.ip(), listen.port());
     let mut text = format!(
-        "server:\n  interface: 127.0.0.1@{port}\n  port: {port}\n  do-ip6: no\n  \
+        "server:\n  interface: {ip}@{port}\n  port: {port}\n  do-ip6: no\n  \
          username: \"\"\n  chroot: \"\"\n  directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n  \
          use-syslog: no\n  logfile: \"{d}/unbound.log\"\n  verbosity: 1\n  val-log-level: 2\n  \
          log-servfail: yes\n  do-not-query-localhost: no\n  trust-anchor-file: \"{d}/root.ds\"\n  \
@@ -495,11 +509,10 @@ fn wait_until(daemon: &mut Child, ready: impl Fn() -> bool) -> bool {
     false
 }
 
-fn start_daemons(dir: &Path, built: &Built) -> Result<World, String> {
-    let (nsd_port, refuser_port, unbound_port) = (free_port(), free_port(), free_port());
+fn start_daemons(dir: &Path, built: &Built, resolver: SocketAddr) -> Result<World, String> {
+    let (nsd_port, refuser_port) = (free_port(), free_port());
     let authority: SocketAddr = ([127, 0, 0, 1], nsd_port).into();
     let refuser: SocketAddr = ([127, 0, 0, 1], refuser_port).into();
-    let resolver: SocketAddr = ([127, 0, 0, 1], unbound_port).into();
     let mut daemons = Vec::new();
     let short = Duration::from_millis(300);
     let failure = |daemons: &mut Vec<Child>, what: &str| {
@@ -547,7 +560,7 @@ fn start_daemons(dir: &Path, built: &Built) -> Result<World, String> {
         return failure(&mut daemons, "the refusing NSD");
     }
 
-    let conf = unbound_config(dir, unbound_port, nsd_port, refuser_port, built);
+    let conf = unbound_config(dir, resolver, nsd_port, refuser_port, built);
     let conf = conf.display().to_string();
     let mut unbound = spawn(
         "/usr/sbin/unbound",

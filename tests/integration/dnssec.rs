@@ -397,6 +397,34 @@ async fn a_silent_name_server_ends_by_the_deadline() {
     }
 }
 
+#[tokio::test]
+async fn a_world_of_its_own_with_the_resolver_where_asked() {
+    use crate::common::dnssec_world::{World, ZoneSpec};
+    let port = crate::common::net::free_ports(1)[0];
+    let at: SocketAddr = ([127, 0, 0, 1], port).into();
+    let world = World::start_with_resolver(
+        &[ZoneSpec::signed("own.test")
+            .record("mx IN A 127.0.0.9")
+            .record("_2525._tcp.mx IN TLSA 2 0 1 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")],
+        Some(at),
+    );
+    assert_eq!(world.resolver, at);
+    let dns = exporter(world.resolver, &world.root_ds);
+    let addresses = dns.addresses("mx.own.test", deadline()).await;
+    assert_eq!(addresses.status, Secure, "{addresses:?}");
+    assert_eq!(
+        addresses.records,
+        Ok(vec!["127.0.0.9".parse::<IpAddr>().unwrap()])
+    );
+    let tlsa = dns.tlsa("mx.own.test", 2525, deadline()).await;
+    assert_eq!(tlsa.status, Secure, "{tlsa:?}");
+    assert_eq!(tlsa.records.unwrap()[0].usage, 2);
+    drop(world);
+    // Stopped with the world: nothing answers there any more.
+    let gone = crate::common::dns::query(at, "mx.own.test", 1, Duration::from_millis(300));
+    assert!(gone.is_err(), "{gone:?}");
+}
+
 #[test]
 fn the_world_serves_what_it_was_told() {
     // The fixture's own checks, by plain queries: the authority answers, the resolver
