@@ -12,12 +12,12 @@ use tokio::net::TcpListener;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use mailflow_exporter::app::{App, Settings};
 use mailflow_exporter::config::{self, ConfigError};
+use mailflow_exporter::exporter::{Exporter, ExporterSettings};
 use mailflow_exporter::probe::Engine;
-use mailflow_exporter::probe::limits::{Limiter, Limits};
+use mailflow_exporter::probe::limits::{ConnectionCaps, Limiter};
 use mailflow_exporter::probe::tls::TlsContext;
-use mailflow_exporter::{report, server};
+use mailflow_exporter::{explain, server};
 
 /// Probes mail connectors and classifies delivery failures into mail flow codes.
 #[derive(Parser, Debug)]
@@ -40,10 +40,10 @@ struct Cli {
     #[arg(long = "state.file", global = true)]
     state_file: Option<PathBuf>,
     /// Most connections that probes hold open at once, in all.
-    #[arg(long = "probe.max-connections", default_value_t = Limits::default().total, global = true)]
+    #[arg(long = "probe.max-connections", default_value_t = ConnectionCaps::default().total, global = true)]
     max_connections: usize,
     /// Most connections that probes hold open at once to one address and port.
-    #[arg(long = "probe.max-connections-per-address", default_value_t = Limits::default().per_address, global = true)]
+    #[arg(long = "probe.max-connections-per-address", default_value_t = ConnectionCaps::default().per_address, global = true)]
     max_connections_per_address: usize,
     /// Log level.
     #[arg(long = "log.level", value_enum, default_value = "info", global = true)]
@@ -61,8 +61,8 @@ struct Cli {
 }
 
 impl Cli {
-    fn limits(&self) -> Limits {
-        Limits {
+    fn limits(&self) -> ConnectionCaps {
+        ConnectionCaps {
             total: self.max_connections,
             per_address: self.max_connections_per_address,
         }
@@ -256,7 +256,7 @@ async fn probe_once(cli: &Cli, connector: &str) -> anyhow::Result<ExitCode> {
         .probe(connector, deadline)
         .await
         .context("the connector disappeared")?;
-    print!("{}", report::render(&report, SystemTime::now()));
+    print!("{}", explain::render(&report, SystemTime::now()));
     Ok(if report.outcome.is_ok() {
         ExitCode::SUCCESS
     } else {
@@ -283,8 +283,8 @@ async fn serve(cli: &Cli, config_file: &Path) -> anyhow::Result<ExitCode> {
     let shutdown = shutdown_signal()?;
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let tls = Arc::new(TlsContext::new()?);
-    let app = Arc::new(App::load(
-        Settings {
+    let exporter = Arc::new(Exporter::load(
+        ExporterSettings {
             config_file: config_file.to_owned(),
             web_config_file: cli.web_config_file.clone(),
             state_file: cli.state_file.clone(),
@@ -292,24 +292,24 @@ async fn serve(cli: &Cli, config_file: &Path) -> anyhow::Result<ExitCode> {
         },
         tls,
     )?);
-    tokio::spawn(app.clone().keep_state_saved());
+    tokio::spawn(exporter.clone().keep_state_saved());
     let listener = bind(&cli.listen_address).await?;
     let address = listener.local_addr()?;
     tracing::info!(
         address = %address,
         config = %config_file.display(),
-        connectors = app.loaded().config.connectors.len(),
+        connectors = exporter.loaded().config.connectors.len(),
         version = env!("CARGO_PKG_VERSION"),
         "listening"
     );
-    let reloader = app.clone();
+    let reloader = exporter.clone();
     tokio::spawn(async move {
         while hangup.recv().await.is_some() {
             let _ = reloader.reload();
         }
     });
-    server::run(listener, app.clone(), shutdown).await;
-    app.save_state().await;
+    server::run(listener, exporter.clone(), shutdown).await;
+    exporter.save_state().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,10 @@
 
 use std::net::IpAddr;
 
-use crate::outcome::{Code, Failure, Phase, Reason};
+use crate::outcome::{
+    Breakdown, CertificateFailure, Code, ConnectFailure, DnsFailure, Failure, SmtpFault, SmtpStep,
+    StarttlsFailure, TlsFailure,
+};
 
 /// What the queue manager puts before the reason of the last attempt when it holds back mail for
 /// a destination that it considers dead.
@@ -36,55 +39,55 @@ pub fn classify(delay_reason: &str) -> Code {
 ///   `rcpt` phase, the last one a probe knows.
 pub fn diagnose(delay_reason: &str) -> Option<Failure> {
     let text = unwrap_suspended(delay_reason.trim());
-    if let Some(reason) = dns_reason(text) {
-        return Some(Failure::new(Phase::Dns, reason));
+    if let Some(failure) = dns_failure(text) {
+        return Some(Failure::Dns(failure));
     }
     if let Some(rest) = text.strip_prefix("connect to ") {
-        return Some(Failure::new(
-            Phase::Connect,
-            connect_reason(after_hop(rest)?),
-        ));
+        return Some(Failure::Connect(connect_failure(after_hop(rest)?)));
     }
     if let Some(rest) = text.strip_prefix("host ") {
         let rest = after_hop(rest)?;
         if let Some(reply) = rest.strip_prefix(" refused to talk to me: ") {
-            return Some(from_reply(Phase::Greeting, reply));
+            return Some(from_reply(SmtpStep::Greeting, reply));
         }
         if let Some(reply) = rest.strip_prefix(" said: ") {
             let command = reply
                 .strip_suffix(" command)")?
                 .rsplit_once("(in reply to ")?
                 .1;
-            return Some(from_reply(command_phase(command)?, reply));
+            return Some(from_reply(command_step(command)?, reply));
         }
         return None;
     }
     if text.starts_with("TLS is required, but was not offered by host ") {
-        return Some(Failure::new(Phase::Starttls, Reason::StarttlsNotOffered));
+        return Some(Failure::Starttls(StarttlsFailure::NotOffered));
     }
     if let Some(rest) = text.strip_prefix("TLS is required, but host ") {
         let reply = after_hop(rest)?.strip_prefix(" refused to start TLS: ")?;
-        return Some(Failure {
-            reason: Reason::StarttlsRejected,
-            ..from_reply(Phase::Starttls, reply)
-        });
+        return Some(Failure::Starttls(StarttlsFailure::Rejected(reply_code(
+            reply,
+        ))));
     }
     if text.starts_with("Cannot start TLS: ") {
-        return Some(Failure::new(Phase::Tls, Reason::TlsHandshake));
+        return Some(Failure::Tls(TlsFailure::Handshake));
     }
     if text.starts_with("Server certificate not verified") {
-        return Some(Failure::new(Phase::Tls, Reason::CertInvalid));
+        return Some(Failure::Tls(TlsFailure::Certificate(
+            CertificateFailure::Invalid,
+        )));
     }
     if text.starts_with("Server certificate not trusted") {
-        return Some(Failure::new(Phase::Tls, Reason::CertUntrusted));
+        return Some(Failure::Tls(TlsFailure::Certificate(
+            CertificateFailure::Untrusted,
+        )));
     }
     if let Some(rest) = text.strip_prefix("lost connection with ") {
         let activity = after_hop(rest)?.strip_prefix(" while ")?;
-        return Some(Failure::new(activity_phase(activity), Reason::Closed));
+        return Some(broken_while(activity, Breakdown::Closed));
     }
     if let Some(rest) = text.strip_prefix("conversation with ") {
         let activity = after_hop(rest)?.strip_prefix(" timed out while ")?;
-        return Some(Failure::new(activity_phase(activity), Reason::Timeout));
+        return Some(broken_while(activity, Breakdown::Timeout));
     }
     None
 }
@@ -147,16 +150,16 @@ fn unwrap_suspended(mut text: &str) -> &str {
     text
 }
 
-/// The DNS reason of a name service failure, or `None` when `text` is not one.
-fn dns_reason(text: &str) -> Option<Reason> {
+/// The DNS failure a name service error describes, or `None` when `text` is not one.
+fn dns_failure(text: &str) -> Option<DnsFailure> {
     if let Some(name) = text
         .strip_prefix("Domain ")
         .and_then(|rest| rest.strip_suffix(" does not accept mail (nullMX)"))
     {
-        return (!name.contains(' ')).then_some(Reason::NullMx);
+        return (!name.contains(' ')).then_some(DnsFailure::NullMx);
     }
     if text.starts_with("no MX host for ") && text.ends_with(" has a valid address record") {
-        return Some(Reason::NoRecords);
+        return Some(DnsFailure::NoRecords);
     }
     if !text.starts_with("Host or domain name not found. ")
         && !text.starts_with("Name service error for ")
@@ -165,37 +168,38 @@ fn dns_reason(text: &str) -> Option<Reason> {
     }
     // The order matters: "Host not found, try again" also ends in something like "Host not found".
     Some(if text.ends_with("Host not found, try again") {
-        Reason::Servfail
+        DnsFailure::Servfail
     } else if text.ends_with("Host not found") || text.ends_with("invalid host or domain name") {
-        Reason::Nxdomain
+        DnsFailure::Nxdomain
     } else if text.ends_with("Host found but no data record of requested type") {
-        Reason::NoRecords
+        DnsFailure::NoRecords
     } else {
         // "Malformed or unexpected name server reply" and anything newer.
-        Reason::Servfail
+        DnsFailure::Servfail
     })
 }
 
-/// The reason of a failed connect from the system error text after `host[address]:port: `.
-fn connect_reason(rest: &str) -> Reason {
+/// Why a connect failed, from the system error text after `host[address]:port: `.
+fn connect_failure(rest: &str) -> ConnectFailure {
     let error = rest
         .strip_prefix(':')
         .map(|r| r.trim_start_matches(|c: char| c.is_ascii_digit()))
         .unwrap_or(rest);
     match error.strip_prefix(": ").unwrap_or(error).trim() {
-        "Connection refused" => Reason::Refused,
-        "Connection timed out" => Reason::Timeout,
+        "Connection refused" => ConnectFailure::Refused,
+        "Connection timed out" => ConnectFailure::Timeout,
         // "Network is unreachable", "No route to host", and whatever else kept the connection
         // from being made.
-        _ => Reason::Unreachable,
+        _ => ConnectFailure::Unreachable,
     }
 }
 
-/// A failure caused by the server reply at the start of `reply` (`421 4.3.2 busy`).
-fn from_reply(phase: Phase, reply: &str) -> Failure {
+/// A failure of `step` caused by the server reply at the start of `reply` (`421 4.3.2 busy`); a
+/// reply without a readable code is a protocol violation.
+fn from_reply(step: SmtpStep, reply: &str) -> Failure {
     match reply_code(reply) {
-        Some(code) => Failure::from_reply(phase, code),
-        None => Failure::new(phase, Reason::Protocol),
+        Some(code) => Failure::Smtp(step, SmtpFault::Reply(code)),
+        None => Failure::Smtp(step, SmtpFault::Protocol),
     }
 }
 
@@ -210,41 +214,43 @@ fn reply_code(reply: &str) -> Option<u16> {
     ((200..600).contains(&code) && ends).then_some(code)
 }
 
-/// The phase of the SMTP command named in "(in reply to ... command)"; `None` for the commands a
+/// The step of the SMTP command named in "(in reply to ... command)"; `None` for the commands a
 /// probe never sends (DATA, end of DATA, BDAT, AUTH, XFORWARD, ...): their code is `other`.
-fn command_phase(command: &str) -> Option<Phase> {
+fn command_step(command: &str) -> Option<SmtpStep> {
     match command {
-        "EHLO" | "HELO" | "LHLO" => Some(Phase::Ehlo),
-        "STARTTLS" => Some(Phase::Starttls),
-        "MAIL FROM" => Some(Phase::Mail),
-        "RCPT TO" => Some(Phase::Rcpt),
-        "RSET" | "QUIT" => Some(Phase::Quit),
+        "EHLO" | "HELO" | "LHLO" => Some(SmtpStep::Ehlo),
+        "STARTTLS" => Some(SmtpStep::Starttls),
+        "MAIL FROM" => Some(SmtpStep::Mail),
+        "RCPT TO" => Some(SmtpStep::Rcpt),
+        "RSET" | "QUIT" => Some(SmtpStep::Quit),
         _ => None,
     }
 }
 
-/// The phase of what Postfix was doing when a session broke off or stalled ("receiving the
-/// initial server greeting", "performing the EHLO handshake", "sending MAIL FROM", ...).
-fn activity_phase(activity: &str) -> Phase {
-    if activity.contains("greeting") {
-        Phase::Greeting
+/// The failure of a session that broke off or stalled (`breakdown`) while Postfix was doing
+/// `activity` ("receiving the initial server greeting", "performing the EHLO handshake", "sending
+/// MAIL FROM", "performing the TLS handshake", ...).
+fn broken_while(activity: &str, breakdown: Breakdown) -> Failure {
+    let step = if activity.contains("greeting") {
+        SmtpStep::Greeting
     } else if ["EHLO", "HELO", "LHLO"]
         .iter()
         .any(|c| activity.contains(c))
     {
-        Phase::Ehlo
+        SmtpStep::Ehlo
     } else if activity.contains("STARTTLS") {
-        Phase::Starttls
+        SmtpStep::Starttls
     } else if activity.contains("TLS") {
-        Phase::Tls
+        return Failure::Tls(TlsFailure::Broken(breakdown));
     } else if activity.contains("MAIL FROM") {
-        Phase::Mail
+        SmtpStep::Mail
     } else if activity.contains("RSET") || activity.contains("QUIT") {
-        Phase::Quit
+        SmtpStep::Quit
     } else {
         // RCPT TO, and the data stage after it.
-        Phase::Rcpt
-    }
+        SmtpStep::Rcpt
+    };
+    Failure::Smtp(step, SmtpFault::Broken(breakdown))
 }
 
 /// What follows `host[address]` (or `host[address]:port`) at the start of `rest`.
@@ -291,7 +297,7 @@ mod tests {
     fn row(text: &str, code: &str, reason: Option<&str>, hop: Option<(&str, Option<&str>)>) {
         assert_eq!(classify(text).as_str(), code, "code of {text:?}");
         assert_eq!(
-            diagnose(text).map(|f| f.reason.as_str()),
+            diagnose(text).map(|f| f.reason().as_str()),
             reason,
             "reason of {text:?}"
         );
@@ -403,7 +409,7 @@ mod tests {
         );
         assert_eq!(
             diagnose("host busy.mf.test[127.0.0.6] refused to talk to me: 421 4.3.2 busy")
-                .and_then(|f| f.reply),
+                .and_then(|f| f.reply()),
             Some(421)
         );
     }
@@ -457,7 +463,7 @@ mod tests {
             Some("starttls_rejected"),
             Some(("tls454.mf.test", Some("127.0.0.13"))),
         );
-        assert_eq!(diagnose(text).and_then(|f| f.reply), Some(454));
+        assert_eq!(diagnose(text).and_then(|f| f.reply()), Some(454));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Name resolution for probes: MX records and addresses. The only place that looks at resolver
-//! errors, turning each into a bounded [`Reason`].
+//! errors, turning each into a [`DnsFailure`].
 
 use std::net::IpAddr;
 
@@ -13,13 +13,15 @@ use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData};
 use tokio::time::{Instant, timeout_at};
 
-use crate::config::DnsSettings;
-use crate::outcome::Reason;
+use crate::config::{DnsSettings, DomainName};
+use crate::outcome::DnsFailure;
 
 /// A resolver for one DNS configuration, with its cache; build it once and share it.
 #[derive(Clone)]
 pub struct Dns {
+    /// The resolver, with its cache.
     resolver: TokioResolver,
+    /// How long one lookup may take, within the probe's deadline.
     timeout: std::time::Duration,
 }
 
@@ -34,8 +36,8 @@ impl std::fmt::Debug for Dns {
 /// A mail exchanger of a domain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Exchanger {
-    /// Its host name, without the trailing dot.
-    pub host: String,
+    /// Its host name.
+    pub host: DomainName,
     /// Its preference; lower is preferred.
     pub preference: u16,
 }
@@ -80,20 +82,22 @@ impl Dns {
     }
 
     /// The mail exchangers of `domain`, most preferred first. A domain without MX records is its
-    /// own exchanger (RFC 5321 implicit MX); a null MX (RFC 7505) is the `null_mx` reason.
+    /// own exchanger (RFC 5321 implicit MX); a null MX (RFC 7505) is [`DnsFailure::NullMx`].
+    /// Exchangers whose names are not host names are passed over, as no mail can go there; when
+    /// none is left, the domain has no usable records.
     pub async fn exchangers(
         &self,
-        domain: &str,
+        domain: &DomainName,
         deadline: Instant,
-    ) -> Result<Vec<Exchanger>, Reason> {
+    ) -> Result<Vec<Exchanger>, DnsFailure> {
         let name = fully_qualified(domain)?;
         let deadline = deadline.min(Instant::now() + self.timeout);
         let lookup = match timeout_at(deadline, self.resolver.mx_lookup(name)).await {
-            Err(_) => return Err(Reason::Timeout),
+            Err(_) => return Err(DnsFailure::Timeout),
             Ok(Err(error)) => match classify(&error) {
-                Reason::NoRecords => {
+                DnsFailure::NoRecords => {
                     return Ok(vec![Exchanger {
-                        host: domain.to_owned(),
+                        host: domain.clone(),
                         preference: 0,
                     }]);
                 }
@@ -111,37 +115,42 @@ impl Dns {
             .collect();
         if exchangers.is_empty() {
             return Ok(vec![Exchanger {
-                host: domain.to_owned(),
+                host: domain.clone(),
                 preference: 0,
             }]);
         }
         if exchangers.iter().any(|(_, exchange)| exchange.is_root()) {
-            return Err(Reason::NullMx);
+            return Err(DnsFailure::NullMx);
         }
         exchangers.sort_by_key(|(preference, _)| *preference);
-        Ok(exchangers
+        let usable: Vec<Exchanger> = exchangers
             .into_iter()
-            .map(|(preference, exchange)| Exchanger {
-                host: exchange
-                    .to_ascii()
-                    .trim_end_matches('.')
-                    .to_ascii_lowercase(),
-                preference,
+            .filter_map(|(preference, exchange)| {
+                let host = exchange.to_ascii().parse().ok()?;
+                Some(Exchanger { host, preference })
             })
-            .collect())
+            .collect();
+        if usable.is_empty() {
+            return Err(DnsFailure::NoRecords);
+        }
+        Ok(usable)
     }
 
     /// The addresses (A and AAAA) of `host`.
-    pub async fn addresses(&self, host: &str, deadline: Instant) -> Result<Vec<IpAddr>, Reason> {
+    pub async fn addresses(
+        &self,
+        host: &str,
+        deadline: Instant,
+    ) -> Result<Vec<IpAddr>, DnsFailure> {
         let name = fully_qualified(host)?;
         let deadline = deadline.min(Instant::now() + self.timeout);
         match timeout_at(deadline, self.resolver.lookup_ip(name)).await {
-            Err(_) => Err(Reason::Timeout),
+            Err(_) => Err(DnsFailure::Timeout),
             Ok(Err(error)) => Err(classify(&error)),
             Ok(Ok(lookup)) => {
                 let addresses: Vec<IpAddr> = lookup.iter().collect();
                 if addresses.is_empty() {
-                    Err(Reason::NoRecords)
+                    Err(DnsFailure::NoRecords)
                 } else {
                     Ok(addresses)
                 }
@@ -151,27 +160,27 @@ impl Dns {
 }
 
 /// `host` as an absolute name, so that no search domain is tried.
-fn fully_qualified(host: &str) -> Result<Name, Reason> {
-    Name::from_ascii(format!("{}.", host.trim_end_matches('.'))).map_err(|_| Reason::Nxdomain)
+fn fully_qualified(host: &str) -> Result<Name, DnsFailure> {
+    Name::from_ascii(format!("{}.", host.trim_end_matches('.'))).map_err(|_| DnsFailure::Nxdomain)
 }
 
 /// The reason for a failed lookup.
-fn classify(error: &NetError) -> Reason {
+fn classify(error: &NetError) -> DnsFailure {
     match error {
         NetError::Dns(DnsError::NoRecordsFound(no_records)) => {
             if no_records.response_code == ResponseCode::NXDomain {
-                Reason::Nxdomain
+                DnsFailure::Nxdomain
             } else {
-                Reason::NoRecords
+                DnsFailure::NoRecords
             }
         }
-        NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)) => Reason::Refused,
-        NetError::Dns(DnsError::ResponseCode(ResponseCode::NXDomain)) => Reason::Nxdomain,
-        NetError::Dns(_) => Reason::Servfail,
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)) => DnsFailure::Refused,
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::NXDomain)) => DnsFailure::Nxdomain,
+        NetError::Dns(_) => DnsFailure::Servfail,
         // No name server answered: unreachable servers, lost datagrams, busy pools.
         NetError::Timeout | NetError::Io(_) | NetError::NoConnections | NetError::Busy => {
-            Reason::Timeout
+            DnsFailure::Timeout
         }
-        _ => Reason::Servfail,
+        _ => DnsFailure::Servfail,
     }
 }

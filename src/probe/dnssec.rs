@@ -2,7 +2,8 @@
 //! with its DNSSEC status (`secure`, `insecure`, `bogus` or `indeterminate`), in the two
 //! validation modes of `dns.dnssec_validation`:
 //!
-//! - **`exporter`**: the exporter validates in-process from its trust anchors ([`Anchors`]).
+//! - **`exporter`**: the exporter validates in-process from its trust anchors
+//!   (`dns.trust_anchor_file`, or the root's).
 //!   Every query carries DO and CD, so a validating resolver in front passes signatures (and
 //!   bogus data) through. The chain of trust is checked by hickory's validator; its verdicts are
 //!   then checked here, because hickory reports a DS or DNSKEY fetch that failed (a time-out, a
@@ -23,7 +24,7 @@ mod upstream;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use hickory_resolver::net::dnssec::DnssecDnsHandle;
 use hickory_resolver::net::xfer::{DnsHandle, FirstAnswer};
@@ -36,13 +37,13 @@ use hickory_resolver::proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use tokio::time::{Instant, timeout_at};
 
-pub use anchors::{AnchorError, Anchors};
-use anchors::{KeysFailure, TrustedKeys, trusted_keys};
+use anchors::{KeysFailure, TrustedKeys, covers, trusted_keys};
 use upstream::{Checked, Flags, Unanswered, Upstream, Witness, is_answer};
 
 use super::dane::Tlsa;
 use super::dns::Exchanger;
-use crate::outcome::Reason;
+use crate::config::{DnsSettings, DnssecTrustAnchors, DnssecValidation, DomainName};
+use crate::outcome::DnsFailure;
 
 /// The longest CNAME chain followed inside one answer.
 const MAX_CNAME_CHAIN: usize = 8;
@@ -112,37 +113,6 @@ impl DnssecStatus {
     }
 }
 
-/// Why a lookup brought no records: the DNS failure kinds of the `dns` phase.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum LookupFailure {
-    /// The name does not exist.
-    Nxdomain,
-    /// The name exists without records of the type asked (NODATA).
-    NoRecords,
-    /// The domain says it accepts no mail (RFC 7505 null MX).
-    NullMx,
-    /// SERVFAIL, or another error code than REFUSED.
-    Servfail,
-    /// REFUSED.
-    Refused,
-    /// No answer in time.
-    Timeout,
-}
-
-impl LookupFailure {
-    /// The `dns` phase reason of this failure.
-    pub fn reason(self) -> Reason {
-        match self {
-            LookupFailure::Nxdomain => Reason::Nxdomain,
-            LookupFailure::NoRecords => Reason::NoRecords,
-            LookupFailure::NullMx => Reason::NullMx,
-            LookupFailure::Servfail => Reason::Servfail,
-            LookupFailure::Refused => Reason::Refused,
-            LookupFailure::Timeout => Reason::Timeout,
-        }
-    }
-}
-
 /// What one lookup found: the records or why there are none, and the DNSSEC status of the answer.
 ///
 /// The status belongs to whatever answered: the records, or the denial of their existence
@@ -154,11 +124,11 @@ pub struct Lookup<T> {
     /// The DNSSEC status of the answer.
     pub status: DnssecStatus,
     /// The records (never an empty list), or why there are none.
-    pub records: Result<Vec<T>, LookupFailure>,
+    pub records: Result<Vec<T>, DnsFailure>,
 }
 
 impl<T> Lookup<T> {
-    fn failed(status: DnssecStatus, failure: LookupFailure) -> Self {
+    fn failed(status: DnssecStatus, failure: DnsFailure) -> Self {
         Lookup {
             status,
             records: Err(failure),
@@ -171,22 +141,13 @@ impl<T> Lookup<T> {
             records: self.records.and_then(|records| {
                 let converted: Vec<U> = records.iter().filter_map(convert).collect();
                 if converted.is_empty() {
-                    Err(LookupFailure::NoRecords)
+                    Err(DnsFailure::NoRecords)
                 } else {
                     Ok(converted)
                 }
             }),
         }
     }
-}
-
-/// Who validates: `dns.dnssec_validation` with its trust anchors.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Validation {
-    /// The exporter, in-process, from these anchors.
-    Exporter(Anchors),
-    /// The configured name servers (their AD bit).
-    Resolver,
 }
 
 /// A DNSSEC resolver could not be set up.
@@ -222,7 +183,7 @@ enum Mode {
 /// In-process validation: the anchors and the validator built on their zones' keys.
 struct Exporter {
     /// The trust anchors.
-    anchors: Anchors,
+    anchors: DnssecTrustAnchors,
     /// The validated keys and the validator shared by lookups, while the keys are valid.
     shared: Mutex<Option<Shared>>,
 }
@@ -246,59 +207,54 @@ impl std::fmt::Debug for Exporter {
 }
 
 impl DnssecResolver {
-    /// Lookups through `nameservers` (the system's name servers when empty), each allowed
-    /// `timeout` per query, validated as `validation` says.
-    pub fn new(
-        nameservers: &[SocketAddr],
-        timeout: Duration,
-        validation: Validation,
-    ) -> Result<Self, SetupError> {
-        let servers = if nameservers.is_empty() {
+    /// Lookups as `settings` say: through its name servers (the system's when there are none),
+    /// each query allowed its `timeout`, validated as `dnssec_validation` says, from its trust
+    /// anchors in `exporter` mode.
+    pub fn new(settings: &DnsSettings) -> Result<Self, SetupError> {
+        let servers = if settings.nameservers.is_empty() {
             system_nameservers()?
         } else {
-            nameservers.to_vec()
+            settings.nameservers.clone()
         };
         if servers.is_empty() {
             return Err(SetupError::NoNameServers);
         }
-        let (flags, mode) = match validation {
-            Validation::Exporter(anchors) => (
+        let (flags, mode) = match settings.dnssec_validation {
+            DnssecValidation::Exporter => (
                 Flags::Checking,
                 Mode::Exporter(Box::new(Exporter {
-                    anchors,
+                    anchors: settings.trust_anchors.clone(),
                     shared: Mutex::new(None),
                 })),
             ),
-            Validation::Resolver => (Flags::Authenticated, Mode::Resolver),
+            DnssecValidation::Resolver => (Flags::Authenticated, Mode::Resolver),
         };
         Ok(DnssecResolver {
-            upstream: Arc::new(Upstream::new(servers, timeout, flags)),
+            upstream: Arc::new(Upstream::new(servers, settings.timeout, flags)),
             mode,
         })
     }
 
     /// The mail exchangers of `domain`, most preferred first. Unlike the plain resolver this
     /// applies no implicit MX: `NoRecords` and `Nxdomain` come back as such, with the status of
-    /// their denial, for the caller to decide. A null MX is `NullMx`.
-    pub async fn mx(&self, domain: &str, deadline: Instant) -> Lookup<Exchanger> {
-        let lookup = self.lookup(domain, RecordType::MX, deadline).await;
+    /// their denial, for the caller to decide. A null MX is `NullMx`; exchangers whose names are
+    /// not host names are passed over (none left: `NoRecords`), as in [`super::dns`].
+    pub async fn mx(&self, domain: &DomainName, deadline: Instant) -> Lookup<Exchanger> {
+        let lookup = self.lookup(domain.as_str(), RecordType::MX, deadline).await;
         let mut exchangers = lookup.map_records(|data| match data {
             RData::MX(mx) => Some((mx.preference, mx.exchange.clone())),
             _ => None,
         });
         exchangers.records = exchangers.records.and_then(|mut records| {
             if records.iter().any(|(_, exchange)| exchange.is_root()) {
-                return Err(LookupFailure::NullMx);
+                return Err(DnsFailure::NullMx);
             }
             records.sort_by_key(|(preference, _)| *preference);
             Ok(records)
         });
         exchangers.map_records(|(preference, exchange)| {
             Some(Exchanger {
-                host: exchange
-                    .to_ascii()
-                    .trim_end_matches('.')
-                    .to_ascii_lowercase(),
+                host: exchange.to_ascii().parse().ok()?,
                 preference: *preference,
             })
         })
@@ -333,8 +289,8 @@ impl DnssecResolver {
     }
 
     /// The TLSA records at `_PORT._tcp.HOST` (RFC 7672 §2.2).
-    pub async fn tlsa(&self, host: &str, port: u16, deadline: Instant) -> Lookup<Tlsa> {
-        let name = format!("_{port}._tcp.{}", host.trim_end_matches('.'));
+    pub async fn tlsa(&self, host: &DomainName, port: u16, deadline: Instant) -> Lookup<Tlsa> {
+        let name = format!("_{port}._tcp.{host}");
         self.lookup(&name, RecordType::TLSA, deadline)
             .await
             .map_records(|data| match data {
@@ -351,7 +307,7 @@ impl DnssecResolver {
     /// The records of type `rtype` at `name` (a CNAME chain followed), with their status.
     async fn lookup(&self, name: &str, rtype: RecordType, deadline: Instant) -> Lookup<RData> {
         let Ok(name) = Name::from_ascii(format!("{}.", name.trim_end_matches('.'))) else {
-            return Lookup::failed(DnssecStatus::Indeterminate, LookupFailure::Nxdomain);
+            return Lookup::failed(DnssecStatus::Indeterminate, DnsFailure::Nxdomain);
         };
         let lookup = async {
             match &self.mode {
@@ -361,14 +317,14 @@ impl DnssecResolver {
         };
         timeout_at(deadline, lookup)
             .await
-            .unwrap_or_else(|_| Lookup::failed(DnssecStatus::Indeterminate, LookupFailure::Timeout))
+            .unwrap_or_else(|_| Lookup::failed(DnssecStatus::Indeterminate, DnsFailure::Timeout))
     }
 
     /// `exporter` mode: validated by hickory on the shared validator; a `bogus` verdict is
     /// checked again on a fresh validator whose every query a [`Witness`] sees, and only stands
     /// if none of them had a hiccup.
     async fn validate(&self, exporter: &Exporter, name: &Name, rtype: RecordType) -> Lookup<RData> {
-        if !exporter.anchors.covers(name) {
+        if !covers(&exporter.anchors, name) {
             return self
                 .unvalidated(name, rtype, DnssecStatus::Indeterminate)
                 .await;
@@ -413,7 +369,7 @@ impl DnssecResolver {
         let response = match self.upstream.query(name, rtype).await {
             Ok(response) => response,
             Err(Unanswered) => {
-                return Lookup::failed(DnssecStatus::Indeterminate, LookupFailure::Timeout);
+                return Lookup::failed(DnssecStatus::Indeterminate, DnsFailure::Timeout);
             }
         };
         let status = if response.metadata.authentic_data {
@@ -439,7 +395,7 @@ impl DnssecResolver {
     ) -> Lookup<RData> {
         match self.upstream.query(name, rtype).await {
             Ok(response) => answer(&response, name, rtype, status),
-            Err(Unanswered) => Lookup::failed(DnssecStatus::Indeterminate, LookupFailure::Timeout),
+            Err(Unanswered) => Lookup::failed(DnssecStatus::Indeterminate, DnsFailure::Timeout),
         }
     }
 }
@@ -613,42 +569,42 @@ fn extended_errors(response: &DnsResponse) -> impl Iterator<Item = u16> + '_ {
 }
 
 /// The failure of an answer without records.
-fn negative(code: ResponseCode) -> LookupFailure {
+fn negative(code: ResponseCode) -> DnsFailure {
     if code == ResponseCode::NXDomain {
-        LookupFailure::Nxdomain
+        DnsFailure::Nxdomain
     } else {
-        LookupFailure::NoRecords
+        DnsFailure::NoRecords
     }
 }
 
 /// Whether a failure is a denial (the name or type proven absent) rather than a failed lookup.
-fn is_denial(failure: LookupFailure) -> bool {
+fn is_denial(failure: DnsFailure) -> bool {
     match failure {
-        LookupFailure::Nxdomain | LookupFailure::NoRecords | LookupFailure::NullMx => true,
-        LookupFailure::Servfail | LookupFailure::Refused | LookupFailure::Timeout => false,
+        DnsFailure::Nxdomain | DnsFailure::NoRecords | DnsFailure::NullMx => true,
+        DnsFailure::Servfail | DnsFailure::Refused | DnsFailure::Timeout => false,
     }
 }
 
 /// The failure an error response code means.
-fn failure_of_code(code: ResponseCode) -> LookupFailure {
+fn failure_of_code(code: ResponseCode) -> DnsFailure {
     match code {
-        ResponseCode::Refused => LookupFailure::Refused,
-        ResponseCode::NXDomain => LookupFailure::Nxdomain,
-        ResponseCode::NoError => LookupFailure::NoRecords,
-        _ => LookupFailure::Servfail,
+        ResponseCode::Refused => DnsFailure::Refused,
+        ResponseCode::NXDomain => DnsFailure::Nxdomain,
+        ResponseCode::NoError => DnsFailure::NoRecords,
+        _ => DnsFailure::Servfail,
     }
 }
 
 /// The failure a validator error means.
-fn failure_of(error: &NetError) -> LookupFailure {
+fn failure_of(error: &NetError) -> DnsFailure {
     match error {
         NetError::Dns(DnsError::NoRecordsFound(no_records)) => negative(no_records.response_code),
         NetError::Dns(DnsError::ResponseCode(code)) => failure_of_code(*code),
         NetError::Timeout | NetError::Io(_) | NetError::NoConnections | NetError::Busy => {
-            LookupFailure::Timeout
+            DnsFailure::Timeout
         }
         // hickory's error enums are non-exhaustive; anything else failed the lookup.
-        _ => LookupFailure::Servfail,
+        _ => DnsFailure::Servfail,
     }
 }
 
@@ -727,31 +683,24 @@ mod tests {
     }
 
     #[test]
-    fn failures_map_to_the_dns_reasons() {
-        let pairs = [
-            (LookupFailure::Nxdomain, Reason::Nxdomain),
-            (LookupFailure::NoRecords, Reason::NoRecords),
-            (LookupFailure::NullMx, Reason::NullMx),
-            (LookupFailure::Servfail, Reason::Servfail),
-            (LookupFailure::Refused, Reason::Refused),
-            (LookupFailure::Timeout, Reason::Timeout),
-        ];
-        for (failure, reason) in pairs {
-            assert_eq!(failure.reason(), reason);
-        }
+    fn error_codes_and_errors_map_to_dns_failures() {
         assert_eq!(
             failure_of_code(ResponseCode::ServFail),
-            LookupFailure::Servfail
+            DnsFailure::Servfail
         );
+        assert_eq!(failure_of_code(ResponseCode::FormErr), DnsFailure::Servfail);
+        assert_eq!(failure_of_code(ResponseCode::Refused), DnsFailure::Refused);
         assert_eq!(
-            failure_of_code(ResponseCode::FormErr),
-            LookupFailure::Servfail
+            failure_of_code(ResponseCode::NXDomain),
+            DnsFailure::Nxdomain
         );
+        assert_eq!(failure_of(&NetError::Timeout), DnsFailure::Timeout);
         assert_eq!(
-            failure_of_code(ResponseCode::Refused),
-            LookupFailure::Refused
+            failure_of(&NetError::Dns(DnsError::ResponseCode(
+                ResponseCode::Refused
+            ))),
+            DnsFailure::Refused
         );
-        assert_eq!(failure_of(&NetError::Timeout), LookupFailure::Timeout);
     }
 
     #[test]
@@ -791,7 +740,7 @@ mod tests {
             RecordType::A,
             DnssecStatus::Secure,
         );
-        assert_eq!(none.records, Err(LookupFailure::NoRecords));
+        assert_eq!(none.records, Err(DnsFailure::NoRecords));
         let nx = answer(
             &response(ResponseCode::NXDomain, vec![]),
             &owner,
@@ -800,7 +749,7 @@ mod tests {
         );
         assert_eq!(
             nx,
-            Lookup::failed(DnssecStatus::Insecure, LookupFailure::Nxdomain)
+            Lookup::failed(DnssecStatus::Insecure, DnsFailure::Nxdomain)
         );
         let servfail = answer(
             &response(ResponseCode::ServFail, vec![]),
@@ -808,7 +757,7 @@ mod tests {
             RecordType::A,
             DnssecStatus::Indeterminate,
         );
-        assert_eq!(servfail.records, Err(LookupFailure::Servfail));
+        assert_eq!(servfail.records, Err(DnsFailure::Servfail));
     }
 
     #[test]

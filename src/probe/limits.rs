@@ -10,56 +10,63 @@ use tokio::time::{Instant, timeout_at};
 
 /// How many connections probes may hold open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
+pub struct ConnectionCaps {
     /// Connections in all.
     pub total: usize,
     /// Connections to one address and port.
     pub per_address: usize,
 }
 
-impl Default for Limits {
+impl Default for ConnectionCaps {
     fn default() -> Self {
-        Limits {
+        ConnectionCaps {
             total: 512,
             per_address: 16,
         }
     }
 }
 
-/// Hands out connection permits within [`Limits`].
+/// Hands out connection permits within [`ConnectionCaps`].
 #[derive(Debug)]
 pub struct Limiter {
-    limits: Limits,
+    /// The caps in force.
+    caps: ConnectionCaps,
+    /// Connections in all.
     total: Arc<Semaphore>,
+    /// Connections to each address that has a connection or a waiter now (idle ones are dropped).
     per_address: Mutex<HashMap<SocketAddr, Arc<Semaphore>>>,
 }
 
 /// Leave to hold one connection open; released on drop.
 #[derive(Debug)]
 pub struct Permit<'a> {
+    /// The limiter that granted it, to forget the address once idle.
     limiter: &'a Limiter,
+    /// The address and port the connection goes to.
     address: SocketAddr,
+    /// The share of the address's cap; taken first on drop.
     _address_permit: Option<OwnedSemaphorePermit>,
+    /// The share of the total cap.
     _total_permit: OwnedSemaphorePermit,
 }
 
 impl Limiter {
-    /// A limiter enforcing `limits` (each at least 1).
-    pub fn new(limits: Limits) -> Self {
-        let limits = Limits {
-            total: limits.total.max(1),
-            per_address: limits.per_address.max(1),
+    /// A limiter enforcing `caps` (each at least 1).
+    pub fn new(caps: ConnectionCaps) -> Self {
+        let caps = ConnectionCaps {
+            total: caps.total.max(1),
+            per_address: caps.per_address.max(1),
         };
         Limiter {
-            limits,
-            total: Arc::new(Semaphore::new(limits.total)),
+            caps,
+            total: Arc::new(Semaphore::new(caps.total)),
             per_address: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The limits in force.
-    pub fn limits(&self) -> Limits {
-        self.limits
+    /// The caps in force.
+    pub fn limits(&self) -> ConnectionCaps {
+        self.caps
     }
 
     /// Waits for leave to connect to `address`, until `deadline`; `None` when it did not come.
@@ -67,7 +74,7 @@ impl Limiter {
         let semaphore = self
             .lock()
             .entry(address)
-            .or_insert_with(|| Arc::new(Semaphore::new(self.limits.per_address)))
+            .or_insert_with(|| Arc::new(Semaphore::new(self.caps.per_address)))
             .clone();
         let acquired = timeout_at(deadline, semaphore.acquire_owned()).await;
         let Ok(Ok(address_permit)) = acquired else {
@@ -94,7 +101,7 @@ impl Limiter {
         let mut map = self.lock();
         if let Some(semaphore) = map.get(&address) {
             if Arc::strong_count(semaphore) == 1
-                && semaphore.available_permits() == self.limits.per_address
+                && semaphore.available_permits() == self.caps.per_address
             {
                 map.remove(&address);
             }
@@ -132,7 +139,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_address_gets_at_most_its_share() {
-        let limiter = Limiter::new(Limits {
+        let limiter = Limiter::new(ConnectionCaps {
             total: 10,
             per_address: 2,
         });
@@ -150,7 +157,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_total_caps_every_address_together() {
-        let limiter = Limiter::new(Limits {
+        let limiter = Limiter::new(ConnectionCaps {
             total: 2,
             per_address: 5,
         });
@@ -162,7 +169,7 @@ mod tests {
 
     #[tokio::test]
     async fn idle_addresses_are_forgotten() {
-        let limiter = Limiter::new(Limits::default());
+        let limiter = Limiter::new(ConnectionCaps::default());
         let soon = Instant::now() + Duration::from_millis(50);
         for port in 1..100 {
             let permit = limiter.acquire(address(port), soon).await;

@@ -6,6 +6,8 @@ use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, timeout_at};
 
+use crate::outcome::{Breakdown, SmtpFault};
+
 /// The longest reply line accepted, CRLF included (RFC 5321 asks for 512; servers exceed it).
 pub const MAX_LINE_BYTES: usize = 2048;
 /// The most lines one reply may have.
@@ -35,6 +37,17 @@ impl SmtpError {
             io::ErrorKind::TimedOut => SmtpError::Timeout,
             io::ErrorKind::InvalidData => SmtpError::Protocol,
             _ => SmtpError::Reset,
+        }
+    }
+}
+
+impl From<SmtpError> for SmtpFault {
+    fn from(error: SmtpError) -> Self {
+        match error {
+            SmtpError::Timeout => SmtpFault::Broken(Breakdown::Timeout),
+            SmtpError::Closed => SmtpFault::Broken(Breakdown::Closed),
+            SmtpError::Reset => SmtpFault::Broken(Breakdown::Reset),
+            SmtpError::Protocol => SmtpFault::Protocol,
         }
     }
 }

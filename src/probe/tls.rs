@@ -21,8 +21,8 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
-use crate::config::{TlsSettings, TrustAnchors};
-use crate::outcome::Reason;
+use crate::config::{TlsDomain, TlsSettings, TrustAnchors};
+use crate::outcome::{Breakdown, CertificateFailure, TlsFailure};
 use crate::tls_signatures::HandshakeSignatures;
 
 /// The most certificate names kept for people.
@@ -30,8 +30,11 @@ const MAX_NAMES: usize = 16;
 
 /// What probes share for TLS: the client configuration and the system trust anchors, built once.
 pub struct TlsContext {
+    /// The client every handshake uses: accepts any chain, verifies handshake signatures.
     connector: TlsConnector,
+    /// The cryptography of the client and of the validators.
     provider: Arc<CryptoProvider>,
+    /// The system's trust anchors, the base of every validator.
     system_roots: Vec<CertificateDer<'static>>,
 }
 
@@ -66,7 +69,7 @@ impl TlsContext {
     }
 
     /// A validator trusting the system roots and `extra` anchors; build one per CA set, once.
-    pub fn validator(&self, extra: Option<&TrustAnchors>) -> Validator {
+    pub fn validator(&self, extra: Option<&TrustAnchors>) -> ChainValidator {
         let mut roots = RootCertStore::empty();
         let extra = extra.map(|ca| &ca.certificates[..]).unwrap_or_default();
         roots.add_parsable_certificates(self.system_roots.iter().chain(extra).cloned());
@@ -74,7 +77,7 @@ impl TlsContext {
             WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
                 .build()
                 .ok();
-        Validator { verifier }
+        ChainValidator { verifier }
     }
 
     /// Runs the TLS handshake over `stream`, sending `server_name` as SNI when it is a name.
@@ -83,12 +86,12 @@ impl TlsContext {
         stream: S,
         server_name: ServerName<'static>,
         deadline: Instant,
-    ) -> Result<TlsStream<S>, Reason>
+    ) -> Result<TlsStream<S>, TlsFailure>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
         match timeout_at(deadline, self.connector.connect(server_name, stream)).await {
-            Err(_) => Err(Reason::Timeout),
+            Err(_) => Err(TlsFailure::Broken(Breakdown::Timeout)),
             Ok(Ok(stream)) => Ok(stream),
             Ok(Err(error)) => Err(classify_handshake_error(&error)),
         }
@@ -97,7 +100,7 @@ impl TlsContext {
 
 /// Validates presented chains against one set of trust anchors.
 #[derive(Debug)]
-pub struct Validator {
+pub struct ChainValidator {
     /// `None` when there is no trust anchor at all: every chain is then untrusted.
     verifier: Option<Arc<WebPkiServerVerifier>>,
 }
@@ -109,6 +112,17 @@ pub enum ExpectedName {
     Exact(ServerName<'static>),
     /// Any host directly under this domain (`tls_domain: "*.domain"`).
     AnyUnder(String),
+}
+
+impl From<&TlsDomain> for ExpectedName {
+    /// The name a connector's `tls_domain` asks for: `*.domain` is any host directly under
+    /// `domain`, anything else exactly that name.
+    fn from(tls_domain: &TlsDomain) -> Self {
+        match tls_domain {
+            TlsDomain::Exact(name) => ExpectedName::Exact(name.server_name()),
+            TlsDomain::Wildcard(parent) => ExpectedName::AnyUnder(parent.to_string()),
+        }
+    }
 }
 
 /// What the TLS session and the server's certificate showed.
@@ -138,7 +152,7 @@ pub struct CertificateFacts {
     /// The earliest expiry in the presented chain, Unix seconds.
     pub chain_not_after: i64,
     /// What full validation (chain and name) found; `None` when it passed.
-    pub finding: Option<Reason>,
+    pub finding: Option<CertificateFailure>,
 }
 
 impl CertificateFacts {
@@ -148,16 +162,16 @@ impl CertificateFacts {
     }
 
     /// The finding that fails a connector with `settings`, if any.
-    pub fn enforced_finding(&self, settings: TlsSettings) -> Option<Reason> {
+    pub fn enforced_finding(&self, settings: TlsSettings) -> Option<CertificateFailure> {
         match self.finding? {
-            Reason::CertNameMismatch if !settings.validates_name() => None,
+            CertificateFailure::NameMismatch if !settings.validates_name() => None,
             finding if settings.validates_chain() => Some(finding),
             _ => None,
         }
     }
 }
 
-impl Validator {
+impl ChainValidator {
     /// Collects the facts of an established session and validates its chain against `expected`.
     pub fn facts<S>(&self, stream: &TlsStream<S>, expected: &ExpectedName) -> TlsFacts {
         let (_, connection) = stream.get_ref();
@@ -197,7 +211,7 @@ impl Validator {
             .min()
             .unwrap_or_else(|| leaf.validity().not_after.timestamp());
         let finding = match &self.verifier {
-            None => Some(Reason::CertUntrusted),
+            None => Some(CertificateFailure::Untrusted),
             Some(verifier) => {
                 let name = match expected {
                     ExpectedName::Exact(name) => Some(name.clone()),
@@ -273,44 +287,49 @@ fn name_under(names: &[String], domain: &str) -> Option<ServerName<'static>> {
     })
 }
 
-/// The reason for a certificate that failed validation.
-pub fn classify_certificate_error(error: &rustls::Error) -> Reason {
+/// What a certificate that failed validation has wrong.
+fn classify_certificate_error(error: &rustls::Error) -> CertificateFailure {
     match error {
         rustls::Error::InvalidCertificate(certificate) => match certificate {
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                Reason::CertExpired
+                CertificateFailure::Expired
             }
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                Reason::CertNotYetValid
+                CertificateFailure::NotYetValid
             }
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                Reason::CertNameMismatch
+                CertificateFailure::NameMismatch
             }
-            CertificateError::UnknownIssuer => Reason::CertUntrusted,
-            _ => Reason::CertInvalid,
+            CertificateError::UnknownIssuer => CertificateFailure::Untrusted,
+            // rustls' error enums are non-exhaustive: anything else is the catch-all defect.
+            _ => CertificateFailure::Invalid,
         },
-        _ => Reason::CertInvalid,
+        _ => CertificateFailure::Invalid,
     }
 }
 
-/// The reason for a failed handshake: the rustls error inside the io error, else the io kind.
-fn classify_handshake_error(error: &std::io::Error) -> Reason {
+/// Why a handshake failed: the rustls error inside the io error, else the io kind.
+pub(crate) fn classify_handshake_error(error: &std::io::Error) -> TlsFailure {
     if let Some(inner) = error
         .get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>())
     {
         return match inner {
-            rustls::Error::InvalidCertificate(_) => classify_certificate_error(inner),
-            _ => Reason::TlsHandshake,
+            rustls::Error::InvalidCertificate(_) => {
+                TlsFailure::Certificate(classify_certificate_error(inner))
+            }
+            _ => TlsFailure::Handshake,
         };
     }
     match error.kind() {
-        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::BrokenPipe => Reason::Closed,
-        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted => {
-            Reason::Reset
+        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::BrokenPipe => {
+            TlsFailure::Broken(Breakdown::Closed)
         }
-        std::io::ErrorKind::TimedOut => Reason::Timeout,
-        _ => Reason::TlsHandshake,
+        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted => {
+            TlsFailure::Broken(Breakdown::Reset)
+        }
+        std::io::ErrorKind::TimedOut => TlsFailure::Broken(Breakdown::Timeout),
+        _ => TlsFailure::Handshake,
     }
 }
 
@@ -370,19 +389,19 @@ mod tests {
     use super::*;
     use rcgen::{CertificateParams, DnType, KeyPair};
 
-    struct Ca {
+    struct TestCa {
         params: CertificateParams,
         key: KeyPair,
         der: CertificateDer<'static>,
     }
 
-    fn ca(name: &str) -> Ca {
+    fn ca(name: &str) -> TestCa {
         let key = KeyPair::generate().expect("key");
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
         let cert = params.self_signed(&key).expect("ca cert");
-        Ca {
+        TestCa {
             der: cert.der().clone(),
             params,
             key,
@@ -390,7 +409,7 @@ mod tests {
     }
 
     fn leaf(
-        ca: &Ca,
+        ca: &TestCa,
         names: &[&str],
         not_before_days: i64,
         not_after_days: i64,
@@ -407,7 +426,7 @@ mod tests {
         params.signed_by(&key, &issuer).expect("leaf").der().clone()
     }
 
-    fn validator(ca: &Ca) -> Validator {
+    fn validator(ca: &TestCa) -> ChainValidator {
         let context = TlsContext::new().expect("context");
         context.validator(Some(&TrustAnchors {
             path: "ca.pem".into(),
@@ -416,15 +435,11 @@ mod tests {
     }
 
     fn finding(
-        validator: &Validator,
+        validator: &ChainValidator,
         chain: CertificateDer<'static>,
         expected: &str,
-    ) -> Option<Reason> {
-        let expected = if let Some(domain) = expected.strip_prefix("*.") {
-            ExpectedName::AnyUnder(domain.to_owned())
-        } else {
-            ExpectedName::Exact(ServerName::try_from(expected.to_owned()).expect("name"))
-        };
+    ) -> Option<CertificateFailure> {
+        let expected = ExpectedName::from(&expected.parse::<TlsDomain>().expect("name"));
         validator
             .certificate_facts(&[chain], &expected, UnixTime::now())
             .expect("facts")
@@ -441,7 +456,7 @@ mod tests {
         assert_eq!(finding(&v, good.clone(), "*.example.test"), None);
         assert_eq!(
             finding(&v, good, "other.example.test"),
-            Some(Reason::CertNameMismatch)
+            Some(CertificateFailure::NameMismatch)
         );
         assert_eq!(
             finding(
@@ -449,7 +464,7 @@ mod tests {
                 leaf(&trusted, &["mx.example.test"], -30, -1),
                 "mx.example.test"
             ),
-            Some(Reason::CertExpired)
+            Some(CertificateFailure::Expired)
         );
         assert_eq!(
             finding(
@@ -457,7 +472,7 @@ mod tests {
                 leaf(&trusted, &["mx.example.test"], 1, 30),
                 "mx.example.test"
             ),
-            Some(Reason::CertNotYetValid)
+            Some(CertificateFailure::NotYetValid)
         );
         assert_eq!(
             finding(
@@ -465,7 +480,7 @@ mod tests {
                 leaf(&other, &["mx.example.test"], -1, 30),
                 "mx.example.test"
             ),
-            Some(Reason::CertUntrusted)
+            Some(CertificateFailure::Untrusted)
         );
         // A chain problem wins over a name problem.
         assert_eq!(
@@ -474,7 +489,7 @@ mod tests {
                 leaf(&trusted, &["mx.example.test"], -30, -1),
                 "*.elsewhere.test"
             ),
-            Some(Reason::CertExpired)
+            Some(CertificateFailure::Expired)
         );
     }
 
@@ -510,8 +525,8 @@ mod tests {
             chain_not_after: 0,
             finding,
         };
-        let mismatch = facts(Some(Reason::CertNameMismatch));
-        let expired = facts(Some(Reason::CertExpired));
+        let mismatch = facts(Some(CertificateFailure::NameMismatch));
+        let expired = facts(Some(CertificateFailure::Expired));
         assert_eq!(mismatch.enforced_finding(TlsSettings::EncryptionOnly), None);
         assert_eq!(
             mismatch.enforced_finding(TlsSettings::CertificateValidation),
@@ -519,12 +534,12 @@ mod tests {
         );
         assert_eq!(
             mismatch.enforced_finding(TlsSettings::DomainValidation),
-            Some(Reason::CertNameMismatch)
+            Some(CertificateFailure::NameMismatch)
         );
         assert_eq!(expired.enforced_finding(TlsSettings::Opportunistic), None);
         assert_eq!(
             expired.enforced_finding(TlsSettings::CertificateValidation),
-            Some(Reason::CertExpired)
+            Some(CertificateFailure::Expired)
         );
         assert!(!expired.valid());
         assert!(facts(None).valid());

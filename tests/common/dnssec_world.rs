@@ -138,12 +138,12 @@ pub struct World {
     pub authority: SocketAddr,
     /// Where keys, zones, configurations and logs are.
     pub dir: PathBuf,
-    /// The root trust anchor as a DS record in zone-file form.
-    pub root_ds: String,
-    /// The root trust anchor as a DNSKEY record in zone-file form.
-    pub root_dnskey: String,
-    /// Each signed zone's key as a DNSKEY record in zone-file form, by zone name (`test`, …).
-    pub dnskeys: HashMap<String, String>,
+    /// A trust anchor file with the root's DS record.
+    pub root_ds: PathBuf,
+    /// A trust anchor file with the root's DNSKEY record.
+    pub root_dnskey: PathBuf,
+    /// For each signed zone (`test`, `example.test`, …), a trust anchor file with its DNSKEY.
+    pub dnskeys: HashMap<String, PathBuf>,
     /// The daemons, stopped on drop.
     daemons: Mutex<Vec<Child>>,
 }
@@ -215,9 +215,9 @@ struct Built {
     served: Vec<(String, String)>,
     /// Zones delegated to the refusing server.
     lame: Vec<String>,
-    root_ds: String,
-    root_dnskey: String,
-    dnskeys: HashMap<String, String>,
+    root_ds: PathBuf,
+    root_dnskey: PathBuf,
+    dnskeys: HashMap<String, PathBuf>,
 }
 
 /// Writes and signs every zone in `dir`, children before parents (a parent carries its
@@ -234,8 +234,8 @@ fn build_zones(dir: &Path, zones: &[ZoneSpec]) -> Built {
     let mut built = Built {
         served: Vec::new(),
         lame: Vec::new(),
-        root_ds: String::new(),
-        root_dnskey: String::new(),
+        root_ds: PathBuf::new(),
+        root_dnskey: PathBuf::new(),
         dnskeys: HashMap::new(),
     };
     for zone in &all {
@@ -250,11 +250,10 @@ fn build_zones(dir: &Path, zones: &[ZoneSpec]) -> Built {
             ZoneKind::Signed | ZoneKind::Expired => {
                 let (file, key) = sign_zone(dir, zone, &children);
                 built.served.push((fqdn.clone(), file));
-                let ds = read(&dir.join(format!("{key}.ds")));
-                let dnskey = read(&dir.join(format!("{key}.key")));
-                parent_lines.push(ds.trim().to_owned());
+                let ds = dir.join(format!("{key}.ds"));
+                let dnskey = dir.join(format!("{key}.key"));
+                parent_lines.push(read(&ds).trim().to_owned());
                 if zone.name.is_empty() {
-                    std::fs::write(dir.join("root.ds"), &ds).expect("write the root anchor");
                     built.root_ds = ds;
                     built.root_dnskey = dnskey;
                 } else {
@@ -452,12 +451,13 @@ fn unbound_config(
     built: &Built,
 ) -> PathBuf {
     let d = dir.display();
+    let anchor = built.root_ds.display();
     let (ip, port) = (listen.ip(), listen.port());
     let mut text = format!(
         "server:\n  interface: {ip}@{port}\n  port: {port}\n  do-ip6: no\n  \
          username: \"\"\n  chroot: \"\"\n  directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n  \
          use-syslog: no\n  logfile: \"{d}/unbound.log\"\n  verbosity: 1\n  val-log-level: 2\n  \
-         log-servfail: yes\n  do-not-query-localhost: no\n  trust-anchor-file: \"{d}/root.ds\"\n  \
+         log-servfail: yes\n  do-not-query-localhost: no\n  trust-anchor-file: \"{anchor}\"\n  \
          trust-anchor-signaling: no\n  root-key-sentinel: no\n  ede: yes\n  \
          module-config: \"validator iterator\"\n  access-control: 127.0.0.0/8 allow\n  \
          num-threads: 1\n  so-reuseport: no\n  qname-minimisation: no\n  \

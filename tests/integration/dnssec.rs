@@ -3,13 +3,14 @@
 //! modes. The rule under test above all: a resolver hiccup never becomes `bogus`.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::time::Duration;
 
 use hickory_resolver::proto::rr::{Name, RecordType};
+use mailflow_exporter::config::{DnsSettings, DnssecTrustAnchors, DnssecValidation, DomainName};
+use mailflow_exporter::outcome::DnsFailure;
 use mailflow_exporter::probe::dane::Tlsa;
-use mailflow_exporter::probe::dnssec::{
-    Anchors, DnssecResolver, DnssecStatus, Lookup, LookupFailure, Validation,
-};
+use mailflow_exporter::probe::dnssec::{DnssecResolver, DnssecStatus, Lookup};
 use tokio::time::Instant;
 
 use crate::common::dnssec_world::{
@@ -27,17 +28,48 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 fn both_modes(server: SocketAddr) -> [(&'static str, DnssecResolver); 2] {
     [
         ("exporter", exporter(server, &standard().root_ds)),
-        (
-            "resolver",
-            DnssecResolver::new(&[server], QUERY_TIMEOUT, Validation::Resolver).unwrap(),
-        ),
+        ("resolver", resolver(server)),
     ]
 }
 
-/// `exporter` mode through `server`, from the anchors in `anchor_text`.
-fn exporter(server: SocketAddr, anchor_text: &str) -> DnssecResolver {
-    let anchors = Anchors::parse(anchor_text).unwrap();
-    DnssecResolver::new(&[server], QUERY_TIMEOUT, Validation::Exporter(anchors)).unwrap()
+/// The DNS settings of a connector asking `server`.
+fn settings(
+    server: SocketAddr,
+    validation: DnssecValidation,
+    anchors: DnssecTrustAnchors,
+) -> DnsSettings {
+    DnsSettings {
+        nameservers: vec![server],
+        timeout: QUERY_TIMEOUT,
+        dnssec_validation: validation,
+        trust_anchors: anchors,
+    }
+}
+
+/// `exporter` mode through `server`, from the trust anchor file `anchor_file`.
+fn exporter(server: SocketAddr, anchor_file: &Path) -> DnssecResolver {
+    let anchors = anchors_from(anchor_file);
+    DnssecResolver::new(&settings(server, DnssecValidation::Exporter, anchors)).unwrap()
+}
+
+/// `resolver` mode through `server`.
+fn resolver(server: SocketAddr) -> DnssecResolver {
+    let anchors = DnssecTrustAnchors::root();
+    DnssecResolver::new(&settings(server, DnssecValidation::Resolver, anchors)).unwrap()
+}
+
+/// The anchors of `file`, read as the configuration reads `dns.trust_anchor_file`.
+fn anchors_from(file: &Path) -> DnssecTrustAnchors {
+    let yaml = format!(
+        "defaults:\n  dns:\n    trust_anchor_file: \"{}\"\nconnectors:\n  - name: a\n    smart_hosts: [192.0.2.1]\n",
+        file.display()
+    );
+    let config = mailflow_exporter::config::parse(&yaml, Path::new("dnssec-test.yml")).unwrap();
+    config.connector("a").unwrap().dns.trust_anchors.clone()
+}
+
+fn domain(name: &str) -> DomainName {
+    name.parse().unwrap()
 }
 
 fn deadline() -> Instant {
@@ -73,14 +105,14 @@ async fn a_signed_zone_is_secure_in_both_modes() {
             "{mode}"
         );
 
-        let mx = dns.mx(SECURE_DOMAIN, deadline()).await;
+        let mx = dns.mx(&domain(SECURE_DOMAIN), deadline()).await;
         assert_eq!(mx.status, Secure, "{mode}: {mx:?}");
         let exchangers = mx.records.unwrap();
         assert_eq!(exchangers.len(), 1, "{mode}");
-        assert_eq!(exchangers[0].host, SECURE_HOST, "{mode}");
+        assert_eq!(exchangers[0].host, domain(SECURE_HOST), "{mode}");
         assert_eq!(exchangers[0].preference, 10, "{mode}");
 
-        let tlsa = dns.tlsa(SECURE_HOST, 25, deadline()).await;
+        let tlsa = dns.tlsa(&domain(SECURE_HOST), 25, deadline()).await;
         assert_eq!(
             tlsa,
             Lookup {
@@ -96,22 +128,22 @@ async fn a_signed_zone_is_secure_in_both_modes() {
 #[tokio::test]
 async fn a_missing_tlsa_record_in_a_signed_zone_is_a_secure_denial() {
     for (mode, dns) in both_modes(standard().resolver) {
-        let tlsa = dns.tlsa(SECURE_NO_TLSA_HOST, 25, deadline()).await;
+        let tlsa = dns.tlsa(&domain(SECURE_NO_TLSA_HOST), 25, deadline()).await;
         assert_eq!(
             tlsa,
             Lookup {
                 status: Secure,
-                records: Err(LookupFailure::Nxdomain)
+                records: Err(DnsFailure::Nxdomain)
             },
             "{mode}"
         );
         // NODATA: the name exists (A), the type does not.
-        let none = dns.mx(SECURE_HOST, deadline()).await;
+        let none = dns.mx(&domain(SECURE_HOST), deadline()).await;
         assert_eq!(
             none,
             Lookup {
                 status: Secure,
-                records: Err(LookupFailure::NoRecords)
+                records: Err(DnsFailure::NoRecords)
             },
             "{mode}"
         );
@@ -121,7 +153,7 @@ async fn a_missing_tlsa_record_in_a_signed_zone_is_a_secure_denial() {
 #[tokio::test]
 async fn nsec3_denials_prove_out_too() {
     for (mode, dns) in both_modes(standard().resolver) {
-        let tlsa = dns.tlsa(NSEC3_HOST, 25, deadline()).await;
+        let tlsa = dns.tlsa(&domain(NSEC3_HOST), 25, deadline()).await;
         assert_eq!(
             tlsa,
             Lookup {
@@ -130,12 +162,12 @@ async fn nsec3_denials_prove_out_too() {
             },
             "{mode}"
         );
-        let none = dns.tlsa(NSEC3_NO_TLSA_HOST, 25, deadline()).await;
+        let none = dns.tlsa(&domain(NSEC3_NO_TLSA_HOST), 25, deadline()).await;
         assert_eq!(
             none,
             Lookup {
                 status: Secure,
-                records: Err(LookupFailure::Nxdomain)
+                records: Err(DnsFailure::Nxdomain)
             },
             "{mode}"
         );
@@ -154,7 +186,7 @@ async fn an_unsigned_zone_is_insecure_in_both_modes() {
             Ok(vec!["127.0.0.1".parse::<IpAddr>().unwrap()]),
             "{mode}"
         );
-        let tlsa = dns.tlsa(INSECURE_HOST, 25, deadline()).await;
+        let tlsa = dns.tlsa(&domain(INSECURE_HOST), 25, deadline()).await;
         assert_eq!(
             tlsa,
             Lookup {
@@ -163,12 +195,14 @@ async fn an_unsigned_zone_is_insecure_in_both_modes() {
             },
             "{mode}"
         );
-        let missing = dns.tlsa("nothing.insecure.test", 25, deadline()).await;
+        let missing = dns
+            .tlsa(&domain("nothing.insecure.test"), 25, deadline())
+            .await;
         assert_eq!(
             missing,
             Lookup {
                 status: Insecure,
-                records: Err(LookupFailure::Nxdomain)
+                records: Err(DnsFailure::Nxdomain)
             },
             "{mode}"
         );
@@ -180,7 +214,9 @@ async fn a_broken_tlsa_signature_is_bogus_and_the_address_stays_secure() {
     let world = standard();
     let [(_, exporter_mode), (_, resolver_mode)] = both_modes(world.resolver);
 
-    let tlsa = exporter_mode.tlsa(BOGUS_TLSA_HOST, 25, deadline()).await;
+    let tlsa = exporter_mode
+        .tlsa(&domain(BOGUS_TLSA_HOST), 25, deadline())
+        .await;
     assert_eq!(tlsa.status, Bogus, "{tlsa:?}");
     // The exporter still sees the records it refused.
     assert_eq!(tlsa.records, Ok(vec![tlsa_311()]));
@@ -188,12 +224,14 @@ async fn a_broken_tlsa_signature_is_bogus_and_the_address_stays_secure() {
     assert_eq!(addresses.status, Secure, "{addresses:?}");
 
     // The resolver refuses the data: SERVFAIL with an extended DNS error (6–12).
-    let tlsa = resolver_mode.tlsa(BOGUS_TLSA_HOST, 25, deadline()).await;
+    let tlsa = resolver_mode
+        .tlsa(&domain(BOGUS_TLSA_HOST), 25, deadline())
+        .await;
     assert_eq!(
         tlsa,
         Lookup {
             status: Bogus,
-            records: Err(LookupFailure::Servfail)
+            records: Err(DnsFailure::Servfail)
         }
     );
     let addresses = resolver_mode.addresses(BOGUS_TLSA_HOST, deadline()).await;
@@ -209,7 +247,7 @@ async fn a_broken_address_signature_is_bogus() {
     for (mode, dns) in both_modes(standard().resolver) {
         let addresses = dns.addresses(BOGUS_A_HOST, deadline()).await;
         assert_eq!(addresses.status, Bogus, "{mode}: {addresses:?}");
-        let tlsa = dns.tlsa(BOGUS_A_HOST, 25, deadline()).await;
+        let tlsa = dns.tlsa(&domain(BOGUS_A_HOST), 25, deadline()).await;
         assert_eq!(tlsa.status, Secure, "{mode}: {tlsa:?}");
     }
 }
@@ -219,7 +257,7 @@ async fn expired_signatures_are_bogus() {
     for (mode, dns) in both_modes(standard().resolver) {
         let addresses = dns.addresses(EXPIRED_HOST, deadline()).await;
         assert_eq!(addresses.status, Bogus, "{mode}: {addresses:?}");
-        let tlsa = dns.tlsa(EXPIRED_HOST, 25, deadline()).await;
+        let tlsa = dns.tlsa(&domain(EXPIRED_HOST), 25, deadline()).await;
         assert_eq!(tlsa.status, Bogus, "{mode}: {tlsa:?}");
     }
 }
@@ -229,12 +267,12 @@ async fn a_tlsa_servfail_is_a_failed_lookup_never_bogus() {
     for (mode, dns) in both_modes(standard().resolver) {
         let addresses = dns.addresses(SERVFAIL_TLSA_HOST, deadline()).await;
         assert_eq!(addresses.status, Secure, "{mode}: {addresses:?}");
-        let tlsa = dns.tlsa(SERVFAIL_TLSA_HOST, 25, deadline()).await;
+        let tlsa = dns.tlsa(&domain(SERVFAIL_TLSA_HOST), 25, deadline()).await;
         assert_eq!(
             tlsa,
             Lookup {
                 status: Indeterminate,
-                records: Err(LookupFailure::Servfail)
+                records: Err(DnsFailure::Servfail)
             },
             "{mode}"
         );
@@ -260,7 +298,7 @@ async fn a_failed_dnskey_or_ds_fetch_is_indeterminate_not_bogus() {
         assert_eq!(addresses.status, Indeterminate, "{rule:?}: {addresses:?}");
         // The records themselves came.
         assert!(addresses.records.is_ok(), "{rule:?}: {addresses:?}");
-        let tlsa = dns.tlsa(SECURE_HOST, 25, deadline()).await;
+        let tlsa = dns.tlsa(&domain(SECURE_HOST), 25, deadline()).await;
         assert_eq!(tlsa.status, Indeterminate, "{rule:?}: {tlsa:?}");
     }
     // A hiccup hides even a real bogus signature: without a clean chain, no proof.
@@ -269,7 +307,7 @@ async fn a_failed_dnskey_or_ds_fetch_is_indeterminate_not_bogus() {
         vec![Meddle::Servfail(name("badtlsa.test."), RecordType::DNSKEY)],
     );
     let dns = exporter(meddler.addr, &world.root_ds);
-    let tlsa = dns.tlsa(BOGUS_TLSA_HOST, 25, deadline()).await;
+    let tlsa = dns.tlsa(&domain(BOGUS_TLSA_HOST), 25, deadline()).await;
     assert_eq!(tlsa.status, Indeterminate, "{tlsa:?}");
 }
 
@@ -280,11 +318,11 @@ async fn a_hiccup_that_passes_leaves_a_secure_answer() {
     let first = dns.addresses(SECURE_HOST, deadline()).await;
     assert_eq!(first.status, Secure);
     // The same resolver, asked again: the cached answers and keys still prove it.
-    let again = dns.tlsa(SECURE_HOST, 25, deadline()).await;
+    let again = dns.tlsa(&domain(SECURE_HOST), 25, deadline()).await;
     assert_eq!(again.status, Secure);
-    let bogus = dns.tlsa(BOGUS_TLSA_HOST, 25, deadline()).await;
+    let bogus = dns.tlsa(&domain(BOGUS_TLSA_HOST), 25, deadline()).await;
     assert_eq!(bogus.status, Bogus);
-    let bogus_again = dns.tlsa(BOGUS_TLSA_HOST, 25, deadline()).await;
+    let bogus_again = dns.tlsa(&domain(BOGUS_TLSA_HOST), 25, deadline()).await;
     assert_eq!(bogus_again.status, Bogus);
 }
 
@@ -293,7 +331,7 @@ async fn a_validated_lookup_of_a_cached_zone_costs_few_packets() {
     let world = standard();
     let counter = Meddler::start(world.resolver, vec![]);
     let dns = exporter(counter.addr, &world.root_ds);
-    let cold = dns.tlsa(SECURE_HOST, 25, deadline()).await;
+    let cold = dns.tlsa(&domain(SECURE_HOST), 25, deadline()).await;
     assert_eq!(cold.status, Secure);
     let chain = counter.queries();
     // The TLSA answer, then the keys and delegations from the root down.
@@ -301,7 +339,7 @@ async fn a_validated_lookup_of_a_cached_zone_costs_few_packets() {
         chain >= 4,
         "a cold lookup fetches the chain: {chain} queries"
     );
-    let warm = dns.tlsa(SECURE_HOST, 25, deadline()).await;
+    let warm = dns.tlsa(&domain(SECURE_HOST), 25, deadline()).await;
     assert_eq!(warm.status, Secure);
     assert_eq!(
         counter.queries(),
@@ -343,9 +381,9 @@ async fn anchors_as_ds_or_dnskey_at_the_root_or_below() {
     for anchor in [&world.root_ds, &world.root_dnskey, &world.dnskeys["test"]] {
         let dns = exporter(world.resolver, anchor);
         let addresses = dns.addresses(SECURE_HOST, deadline()).await;
-        assert_eq!(addresses.status, Secure, "{anchor}: {addresses:?}");
-        let tlsa = dns.tlsa(BOGUS_TLSA_HOST, 25, deadline()).await;
-        assert_eq!(tlsa.status, Bogus, "{anchor}: {tlsa:?}");
+        assert_eq!(addresses.status, Secure, "{anchor:?}: {addresses:?}");
+        let tlsa = dns.tlsa(&domain(BOGUS_TLSA_HOST), 25, deadline()).await;
+        assert_eq!(tlsa.status, Bogus, "{anchor:?}: {tlsa:?}");
     }
     // An anchor for example.test covers nothing else: other names are indeterminate.
     let dns = exporter(world.resolver, &world.dnskeys["example.test"]);
@@ -359,14 +397,18 @@ async fn anchors_as_ds_or_dnskey_at_the_root_or_below() {
 async fn keys_that_no_anchor_validates_are_bogus() {
     let world = standard();
     // The root DS with one digest nibble changed: no root key matches it.
-    let ds = world.root_ds.trim_end();
+    let text = std::fs::read_to_string(&world.root_ds).unwrap();
+    let ds = text.trim_end();
     let last = ds.chars().last().unwrap();
     let wrong = format!(
-        "{}{}",
+        "{}{}\n",
         &ds[..ds.len() - 1],
         if last == '0' { '1' } else { '0' }
     );
-    let dns = exporter(world.resolver, &wrong);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wrong.ds");
+    std::fs::write(&file, wrong).unwrap();
+    let dns = exporter(world.resolver, &file);
     for host in [SECURE_HOST, INSECURE_HOST] {
         let addresses = dns.addresses(host, deadline()).await;
         assert_eq!(addresses.status, Bogus, "{host}: {addresses:?}");
@@ -379,13 +421,17 @@ async fn a_silent_name_server_ends_by_the_deadline() {
     for (mode, dns) in both_modes(silent) {
         let started = Instant::now();
         let lookup = dns
-            .tlsa(SECURE_HOST, 25, Instant::now() + Duration::from_millis(500))
+            .tlsa(
+                &domain(SECURE_HOST),
+                25,
+                Instant::now() + Duration::from_millis(500),
+            )
             .await;
         assert_eq!(
             lookup,
             Lookup {
                 status: Indeterminate,
-                records: Err(LookupFailure::Timeout)
+                records: Err(DnsFailure::Timeout)
             },
             "{mode}"
         );
@@ -416,7 +462,7 @@ async fn a_world_of_its_own_with_the_resolver_where_asked() {
         addresses.records,
         Ok(vec!["127.0.0.9".parse::<IpAddr>().unwrap()])
     );
-    let tlsa = dns.tlsa("mx.own.test", 2525, deadline()).await;
+    let tlsa = dns.tlsa(&domain("mx.own.test"), 2525, deadline()).await;
     assert_eq!(tlsa.status, Secure, "{tlsa:?}");
     assert_eq!(tlsa.records.unwrap()[0].usage, 2);
     drop(world);

@@ -1,5 +1,9 @@
 //! What the exporter remembers between probes: counters, the failure streak and the last
 //! success of each connector. Time is always passed in, so the rules are testable without waiting.
+//! [`file`](mod@file) keeps it in a file across restarts, and [`saver`] writes that file as it changes.
+
+pub mod file;
+pub mod saver;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -66,6 +70,8 @@ impl ConnectorState {
 /// The history of every connector.
 #[derive(Debug, Default)]
 pub struct State {
+    /// Each connector's history, by connector name; only connectors probed since they were
+    /// configured (or restored from the state file).
     connectors: Mutex<HashMap<String, ConnectorState>>,
 }
 
@@ -111,10 +117,16 @@ impl State {
     }
 }
 
+/// Seconds since the Unix epoch, as a float (0 before the epoch).
+pub fn unix_seconds(at: SystemTime) -> f64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::{Phase, Reason};
+    use crate::outcome::ConnectFailure;
 
     fn at(seconds: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + seconds)
@@ -123,8 +135,8 @@ mod tests {
     #[test]
     fn the_streak_starts_at_the_first_failure_and_ends_at_a_success() {
         let state = State::default();
-        let refused = Err(Failure::new(Phase::Connect, Reason::Refused));
-        let timeout = Err(Failure::new(Phase::Connect, Reason::Timeout));
+        let refused = Err(Failure::Connect(ConnectFailure::Refused));
+        let timeout = Err(Failure::Connect(ConnectFailure::Timeout));
         assert_eq!(
             state.record("a", &Ok(()), at(0)).queue_age(at(0)),
             Duration::ZERO

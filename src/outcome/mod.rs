@@ -1,7 +1,15 @@
-//! The bounded vocabulary of a probe's outcome: codes, phases and reasons (see `codes.md`), and the
-//! rule that turns the outcomes of a connector's addresses into the connector's own code.
+//! The bounded vocabulary of a probe's outcome: codes, phases and reasons (see `codes.md`); the
+//! failures of each layer ([`Failure`] and the types it wraps), which map onto them; and the rule
+//! that turns the outcomes of a connector's addresses into the connector's own outcome.
+
+mod failure;
 
 use std::fmt;
+
+pub use failure::{
+    Breakdown, CertificateFailure, ConnectFailure, DnsFailure, Failure, SmtpFault, SmtpStep,
+    StarttlsFailure, TlsFailure,
+};
 
 /// A mail flow outcome code, as Microsoft 365 names connector delivery failures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -179,7 +187,8 @@ impl fmt::Display for Phase {
     }
 }
 
-/// Why a phase failed.
+/// Why a phase failed: the bounded `reason` label values. Each layer's failure type (see
+/// [`Failure`]) says which of them it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {
     /// The name does not exist.
@@ -250,96 +259,11 @@ impl Reason {
             Reason::Protocol => "protocol",
         }
     }
-
-    /// Whether this reason is a certificate finding.
-    pub fn is_certificate(self) -> bool {
-        matches!(
-            self,
-            Reason::CertExpired
-                | Reason::CertNotYetValid
-                | Reason::CertNameMismatch
-                | Reason::CertUntrusted
-                | Reason::CertInvalid
-        )
-    }
 }
 
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// Why one address (or one host, when DNS failed) did not complete the exchange.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Failure {
-    /// The phase that failed.
-    pub phase: Phase,
-    /// Why it failed.
-    pub reason: Reason,
-    /// The server's three-digit reply code, when a reply caused the failure.
-    pub reply: Option<u16>,
-}
-
-impl Failure {
-    /// A failure without a server reply.
-    pub fn new(phase: Phase, reason: Reason) -> Self {
-        Failure {
-            phase,
-            reason,
-            reply: None,
-        }
-    }
-
-    /// A failure caused by the server's reply `code` in `phase`.
-    pub fn from_reply(phase: Phase, code: u16) -> Self {
-        let reason = if code >= 500 {
-            Reason::Reply5xx
-        } else {
-            Reason::Reply4xx
-        };
-        Failure {
-            phase,
-            reason,
-            reply: Some(code),
-        }
-    }
-
-    /// The phase that failed.
-    pub fn phase(&self) -> Phase {
-        self.phase
-    }
-
-    /// Why it failed, as a label value.
-    pub fn reason(&self) -> Reason {
-        self.reason
-    }
-
-    /// The server's three-digit reply code, when a reply caused the failure.
-    pub fn reply(&self) -> Option<u16> {
-        self.reply
-    }
-
-    /// The mail flow code of this failure, by the mapping table of `codes.md`.
-    pub fn code(&self) -> Code {
-        match (self.phase, self.reason) {
-            (Phase::Dns, _) => Code::DnsQueryFailed,
-            (_, Reason::Protocol) => Code::Other,
-            (Phase::Connect, Reason::Refused) => Code::ConnectionRefused,
-            (Phase::Connect, _) => Code::ConnectionTimedOut,
-            (_, Reason::Closed | Reason::Reset | Reason::Timeout) => Code::ConnectionClosedAbruptly,
-            (_, reason) if reason.is_certificate() => Code::CertificateValidationFailed,
-            (Phase::Mail | Phase::Rcpt | Phase::Quit, _) => Code::Other,
-            (
-                Phase::Greeting | Phase::Ehlo | Phase::Starttls | Phase::Tls,
-                Reason::Reply4xx
-                | Reason::Reply5xx
-                | Reason::StarttlsNotOffered
-                | Reason::StarttlsRejected
-                | Reason::TlsHandshake,
-            ) => Code::CannotConnect,
-            _ => Code::Other,
-        }
     }
 }
 
@@ -373,64 +297,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_row_of_the_mapping_table_has_its_code() {
-        use Phase::*;
-        use Reason::*;
-        let rows = [
-            (Dns, Nxdomain, "4.4.312"),
-            (Dns, Servfail, "4.4.312"),
-            (Dns, Refused, "4.4.312"),
-            (Dns, Timeout, "4.4.312"),
-            (Dns, NoRecords, "4.4.312"),
-            (Dns, NullMx, "4.4.312"),
-            (Connect, Timeout, "4.4.315"),
-            (Connect, Unreachable, "4.4.315"),
-            (Connect, Refused, "4.4.316"),
-            (Greeting, Reply4xx, "4.4.317"),
-            (Greeting, Reply5xx, "4.4.317"),
-            (Ehlo, Reply5xx, "4.4.317"),
-            (Starttls, StarttlsNotOffered, "4.4.317"),
-            (Starttls, StarttlsRejected, "4.4.317"),
-            (Tls, TlsHandshake, "4.4.317"),
-            (Tls, CertExpired, "4.7.320"),
-            (Tls, CertNotYetValid, "4.7.320"),
-            (Tls, CertNameMismatch, "4.7.320"),
-            (Tls, CertUntrusted, "4.7.320"),
-            (Tls, CertInvalid, "4.7.320"),
-            (Greeting, Closed, "4.4.318"),
-            (Tls, Reset, "4.4.318"),
-            (Ehlo, Timeout, "4.4.318"),
-            (Greeting, Timeout, "4.4.318"),
-            (Mail, Reply5xx, "other"),
-            (Rcpt, Reply4xx, "other"),
-            (Greeting, Protocol, "other"),
-            (Ehlo, Protocol, "other"),
-        ];
-        for (phase, reason, code) in rows {
-            assert_eq!(
-                Failure::new(phase, reason).code().as_str(),
-                code,
-                "{phase} {reason}"
-            );
-        }
-    }
-
-    #[test]
-    fn reply_failures_split_on_the_first_digit() {
-        assert_eq!(
-            Failure::from_reply(Phase::Greeting, 421).reason,
-            Reason::Reply4xx
-        );
-        assert_eq!(
-            Failure::from_reply(Phase::Greeting, 554).reason,
-            Reason::Reply5xx
-        );
-    }
-
-    #[test]
     fn connector_delivers_when_any_address_delivers() {
-        let refused = Err(Failure::new(Phase::Connect, Reason::Refused));
-        let timeout = Err(Failure::new(Phase::Connect, Reason::Timeout));
+        let refused = Err(Failure::Connect(ConnectFailure::Refused));
+        let timeout = Err(Failure::Connect(ConnectFailure::Timeout));
         assert_eq!(connector_outcome(&[refused, Ok(())]), Some(Ok(())));
         assert_eq!(connector_outcome(&[refused, timeout]), Some(refused));
         assert_eq!(connector_outcome(&[timeout, refused]), Some(timeout));

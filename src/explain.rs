@@ -1,4 +1,4 @@
-//! A probe report written for a person (the `probe` subcommand).
+//! A probe report explained to a person (the `probe` subcommand).
 
 use std::fmt::Write;
 use std::time::{Duration, SystemTime};
@@ -100,7 +100,7 @@ fn render_certificate(out: &mut String, certificate: &CertificateFacts, now: Sys
         "    full validation:     {}",
         match certificate.finding {
             None => "passes (chain and name)".to_owned(),
-            Some(reason) => format!("fails: {reason}"),
+            Some(finding) => format!("fails: {}", finding.reason()),
         }
     );
 }

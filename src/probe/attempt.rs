@@ -1,0 +1,345 @@
+//! The dialogue with one address, the way a sending mail server holds it: connect, greeting,
+//! EHLO (HELO fallback), STARTTLS (or implicit TLS), TLS and certificate checks, EHLO again,
+//! optional MAIL FROM / RCPT TO then RSET, and QUIT. The first failure ends the dialogue; every
+//! step runs against the one deadline of the probe.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout_at};
+use tokio_rustls::client::TlsStream;
+
+use crate::config::{Connector, Host, TlsSettings};
+use crate::outcome::{
+    ConnectFailure, Failure, Outcome, Phase, SmtpFault, SmtpStep, StarttlsFailure, TlsFailure,
+};
+
+use super::limits::Permit;
+use super::quickack::QuickAck;
+use super::report::TargetReport;
+use super::resolve::ResolvedHost;
+use super::smtp::{Reply, Session};
+use super::tls::{ExpectedName, TlsFacts};
+use super::{ConnectorProbe, Engine};
+
+/// One address's probe in progress, and what it has recorded so far.
+pub(super) struct Attempt<'a> {
+    /// The engine, for its TLS client and its connection caps.
+    engine: &'a Engine,
+    /// The connector probed, with its validator.
+    probe: &'a ConnectorProbe,
+    /// The host the address came from, as configured or found in DNS.
+    host: &'a Host,
+    /// The address talked to.
+    address: IpAddr,
+    /// When the whole probe must be over.
+    deadline: Instant,
+    /// How long each phase took, in the order they ran (a repeated phase adds up).
+    phases: Vec<(Phase, Duration)>,
+    /// What TLS showed, once a handshake completed.
+    tls: Option<TlsFacts>,
+    /// The server's last reply line, for people.
+    last_reply: Option<String>,
+    /// Leave to hold the connection open, within the engine's caps.
+    permit: Option<Permit<'a>>,
+}
+
+impl<'a> Attempt<'a> {
+    /// The probe of `address`, one of the addresses `resolved` found, by `deadline`.
+    pub(super) fn new(
+        engine: &'a Engine,
+        probe: &'a ConnectorProbe,
+        resolved: &'a ResolvedHost,
+        address: IpAddr,
+        deadline: Instant,
+    ) -> Self {
+        let mut phases = Vec::with_capacity(10);
+        phases.push((Phase::Dns, resolved.elapsed));
+        Attempt {
+            engine,
+            probe,
+            host: &resolved.host,
+            address,
+            deadline,
+            phases,
+            tls: None,
+            last_reply: None,
+            permit: None,
+        }
+    }
+
+    /// Holds the whole dialogue and reports what it showed.
+    pub(super) async fn run(mut self) -> TargetReport {
+        let outcome = self.dialogue().await;
+        TargetReport {
+            host: self.host.to_string(),
+            address: Some(self.address),
+            outcome,
+            phases: self.phases,
+            tls: self.tls,
+            last_reply: self.last_reply,
+        }
+    }
+
+    /// The connector probed.
+    fn connector(&self) -> &'a Connector {
+        &self.probe.connector
+    }
+
+    /// The whole exchange with one address.
+    async fn dialogue(&mut self) -> Outcome {
+        let stream = self.connect().await?;
+        let settings = self.connector().tls_settings;
+        if self.connector().implicit_tls {
+            let stream = self.start_tls(stream).await?;
+            let mut session = Session::new(stream);
+            self.greeting(&mut session).await?;
+            self.ehlo(&mut session).await?;
+            return self.finish(session).await;
+        }
+        let mut session = Session::new(stream);
+        self.greeting(&mut session).await?;
+        let ehlo = self.ehlo(&mut session).await?;
+        if settings == TlsSettings::None {
+            return self.finish(session).await;
+        }
+        if !ehlo.advertises("STARTTLS") {
+            if settings.requires_tls() {
+                return Err(Failure::Starttls(StarttlsFailure::NotOffered));
+            }
+            return self.finish(session).await;
+        }
+        let reply = self
+            .step(SmtpStep::Starttls, &mut session, "STARTTLS")
+            .await?;
+        if reply.code != 220 {
+            if settings.requires_tls() {
+                let rejected = StarttlsFailure::Rejected(Some(reply.code));
+                return Err(Failure::Starttls(rejected));
+            }
+            // Opportunistic: a sending server carries on in plain text.
+            return self.finish(session).await;
+        }
+        let stream = session
+            .into_stream()
+            .map_err(|e| Failure::Smtp(SmtpStep::Starttls, e.into()))?;
+        let mut session = Session::new(self.start_tls(stream).await?);
+        self.ehlo(&mut session).await?;
+        self.finish(session).await
+    }
+
+    /// Opens the TCP connection, within the engine's caps.
+    async fn connect(&mut self) -> Result<QuickAck, Failure> {
+        let started = Instant::now();
+        let address = SocketAddr::new(self.address, self.connector().port);
+        // Waiting for leave to connect counts as connecting: a sending server held back by its
+        // own limits would not get through either.
+        self.permit = self.engine.limiter.acquire(address, self.deadline).await;
+        if self.permit.is_none() {
+            self.phases.push((Phase::Connect, started.elapsed()));
+            tracing::warn!(connector = %self.connector().name, address = %address, "no connection slot before the deadline: too many probes of this address at once");
+            return Err(Failure::Connect(ConnectFailure::Timeout));
+        }
+        let result = timeout_at(self.deadline, TcpStream::connect(address)).await;
+        self.phases.push((Phase::Connect, started.elapsed()));
+        let stream = match result {
+            Err(_) => return Err(Failure::Connect(ConnectFailure::Timeout)),
+            Ok(Err(error)) => return Err(Failure::Connect(connect_failure(&error))),
+            Ok(Ok(stream)) => stream,
+        };
+        // Without NODELAY, each small command waits for the peer's delayed ACK (~40 ms). A failure
+        // costs that time, not the probe (as with quick ACKs).
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(address = %address, error = %error, "could not set TCP_NODELAY");
+        }
+        Ok(QuickAck::new(stream))
+    }
+
+    /// Waits for the server's 220 greeting.
+    async fn greeting<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        session: &mut Session<S>,
+    ) -> Result<(), Failure> {
+        let started = Instant::now();
+        let result = session.read_reply(self.deadline).await;
+        self.record(Phase::Greeting, started, session);
+        let reply = result.map_err(|e| Failure::Smtp(SmtpStep::Greeting, e.into()))?;
+        match reply.code {
+            220 => Ok(()),
+            code if code >= 400 => Err(Failure::Smtp(SmtpStep::Greeting, SmtpFault::Reply(code))),
+            code => Err(Failure::Smtp(
+                SmtpStep::Greeting,
+                SmtpFault::Unexpected(code),
+            )),
+        }
+    }
+
+    /// EHLO, falling back to HELO when the server rejects EHLO (but not when it is closing the
+    /// session with 421). When the fallback gets no answer, the EHLO reply is the failure.
+    async fn ehlo<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        session: &mut Session<S>,
+    ) -> Result<Reply, Failure> {
+        let helo_name = &self.connector().helo_name;
+        let reply = self
+            .step(SmtpStep::Ehlo, session, &format!("EHLO {helo_name}"))
+            .await?;
+        if reply.is_positive() {
+            return Ok(reply);
+        }
+        let rejected = Failure::Smtp(SmtpStep::Ehlo, SmtpFault::Reply(reply.code));
+        if reply.code == 421 {
+            return Err(rejected);
+        }
+        match self
+            .step(SmtpStep::Ehlo, session, &format!("HELO {helo_name}"))
+            .await
+        {
+            Ok(reply) if reply.is_positive() => Ok(reply),
+            Ok(reply) => Err(Failure::Smtp(SmtpStep::Ehlo, SmtpFault::Reply(reply.code))),
+            Err(_) => Err(rejected),
+        }
+    }
+
+    /// MAIL FROM and RCPT TO when configured (then RSET), and QUIT — also after a rejected
+    /// envelope, as a sending server would say goodbye.
+    async fn finish<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        mut session: Session<S>,
+    ) -> Outcome {
+        let outcome = self.envelope(&mut session).await;
+        let closed_early = matches!(&outcome, Err(f) if f.reply().is_none());
+        if !closed_early {
+            // How the server says goodbye does not change the outcome.
+            let _ = self.step(SmtpStep::Quit, &mut session, "QUIT").await;
+        }
+        outcome
+    }
+
+    /// MAIL FROM and RCPT TO when configured, then RSET: the envelope is tested, never
+    /// delivered (no DATA).
+    async fn envelope<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        session: &mut Session<S>,
+    ) -> Outcome {
+        let connector = self.connector();
+        let Some(sender) = &connector.mail_from else {
+            return Ok(());
+        };
+        let reply = self
+            .step(SmtpStep::Mail, session, &format!("MAIL FROM:<{sender}>"))
+            .await?;
+        if !reply.is_positive() {
+            return Err(Failure::Smtp(SmtpStep::Mail, SmtpFault::Reply(reply.code)));
+        }
+        if let Some(recipient) = &connector.rcpt_to {
+            let reply = self
+                .step(SmtpStep::Rcpt, session, &format!("RCPT TO:<{recipient}>"))
+                .await?;
+            if !reply.is_positive() {
+                return Err(Failure::Smtp(SmtpStep::Rcpt, SmtpFault::Reply(reply.code)));
+            }
+        }
+        self.step(SmtpStep::Quit, session, "RSET").await?;
+        Ok(())
+    }
+
+    /// Sends `command` and reads its reply, timing it under the phase of `step`.
+    async fn step<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        step: SmtpStep,
+        session: &mut Session<S>,
+        command: &str,
+    ) -> Result<Reply, Failure> {
+        let started = Instant::now();
+        let result = session.command(command, self.deadline).await;
+        self.record(step.phase(), started, session);
+        result.map_err(|e| Failure::Smtp(step, e.into()))
+    }
+
+    /// Records a phase's duration (adding to it when the phase repeats) and the last reply.
+    fn record<S>(&mut self, phase: Phase, started: Instant, session: &Session<S>) {
+        let elapsed = started.elapsed();
+        match self.phases.iter_mut().find(|(p, _)| *p == phase) {
+            Some((_, total)) => *total += elapsed,
+            None => self.phases.push((phase, elapsed)),
+        }
+        if let Some(reply) = session.last_reply() {
+            if self.last_reply.as_deref() != Some(reply) {
+                self.last_reply = Some(reply.to_owned());
+            }
+        }
+    }
+
+    /// The TLS handshake and the certificate checks the connector asks for.
+    async fn start_tls(&mut self, stream: QuickAck) -> Result<TlsStream<QuickAck>, Failure> {
+        let started = Instant::now();
+        let server_name = server_name(self.host);
+        let result = self
+            .engine
+            .tls
+            .handshake(stream, server_name.clone(), self.deadline)
+            .await;
+        let outcome = match result {
+            Err(failure) => Err(Failure::Tls(failure)),
+            Ok(stream) => {
+                let expected = match &self.probe.tls_domain {
+                    Some(domain) => domain.clone(),
+                    None => ExpectedName::Exact(server_name),
+                };
+                let facts = self.probe.validator.facts(&stream, &expected);
+                let finding = facts
+                    .certificate
+                    .as_ref()
+                    .and_then(|c| c.enforced_finding(self.connector().tls_settings));
+                self.tls = Some(facts);
+                match finding {
+                    Some(failure) => Err(Failure::Tls(TlsFailure::Certificate(failure))),
+                    None => Ok(stream),
+                }
+            }
+        };
+        self.phases.push((Phase::Tls, started.elapsed()));
+        outcome
+    }
+}
+
+/// The TLS name of `host`, sent as SNI when it is a DNS name and expected in the certificate when
+/// the connector sets no `tls_domain`: the host's DNS name, or the address of an IP literal.
+fn server_name(host: &Host) -> ServerName<'static> {
+    match host {
+        Host::Name(name) => name.server_name(),
+        Host::Ip(ip) => ServerName::IpAddress((*ip).into()),
+    }
+}
+
+/// Why a TCP connect failed.
+fn connect_failure(error: &std::io::Error) -> ConnectFailure {
+    match error.kind() {
+        std::io::ErrorKind::ConnectionRefused => ConnectFailure::Refused,
+        std::io::ErrorKind::TimedOut => ConnectFailure::Timeout,
+        _ => ConnectFailure::Unreachable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tls_name_comes_from_the_typed_host() {
+        let name: crate::config::DomainName = "mx.example.test".parse().expect("name");
+        assert_eq!(
+            server_name(&Host::Name(name)),
+            ServerName::try_from("mx.example.test").expect("name")
+        );
+        let literal: IpAddr = "2001:db8::25".parse().expect("ip");
+        assert_eq!(
+            server_name(&Host::Ip(literal)),
+            ServerName::IpAddress(literal.into())
+        );
+    }
+}
