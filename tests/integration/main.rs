@@ -15,6 +15,7 @@
 mod common;
 mod system;
 
+mod dnssec;
 mod fixtures;
 mod monitoring;
 mod mta_sts;
@@ -24,5 +25,4 @@ mod probe_dns;
 mod probe_tls;
 mod probe_unreachable;
 mod prometheus_e2e;
-
 mod sharding;

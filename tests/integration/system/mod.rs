@@ -12,6 +12,7 @@ pub mod alertmanager;
 pub mod certs;
 pub mod dns_wire;
 pub mod dnsmasq;
+pub mod dnssec_world;
 pub mod mta_sts_world;
 pub mod netns;
 pub mod postfix;
