@@ -15,12 +15,12 @@
 
 use std::time::Duration;
 
-use crate::common::certs::certs;
 use crate::common::exporter::{Exporter, HELO};
-use crate::common::mta_sts_resolver::Resolver;
-use crate::common::mta_sts_world::{self as sts, world};
-use crate::common::postfix::postfix;
-use crate::common::postfix_sender::{Options, Route, Sender};
+use crate::system::certs::certs;
+use crate::system::mta_sts_resolver::Resolver;
+use crate::system::mta_sts_world::{self as sts, world};
+use crate::system::postfix::postfix;
+use crate::system::postfix_sender::{Options, Route, Sender};
 
 /// One `enforce` case: a recipient domain in the world, the receiving listener, the exporter's
 /// outcome (code, phase, reason), and a known disagreement, if any.
