@@ -3,6 +3,10 @@
 //! for the policies), delivering to the real Postfix of `common::postfix` (listener `sts`
 //! presents a certificate for every MX host of the world, `notls` offers no STARTTLS,
 //! `wrongname` names only wrong.example) or to scripted servers that count connections.
+//!
+//! Not here yet: a host to which DANE applies, with a failing policy (DANE wins, RFC 8461 §2).
+//! The probe's per-host switch for it (`dane_applies`) is set by the DANE wiring, which brings
+//! that test along.
 
 use std::net::SocketAddr;
 use std::time::Duration;
