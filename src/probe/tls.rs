@@ -5,7 +5,13 @@
 //! the presented chain is always available. Validation then runs on that chain with the webpki
 //! verifier, and the connector's `tls_settings` decide whether a finding fails the probe. That is
 //! how an expired certificate still reports its expiry when validation refuses it.
+//!
+//! A finding names what is wrong with the chain, as a sending server's TLS library would see it,
+//! not which error the verifier happened to return first: a chain whose issuers do not lead to a
+//! trust anchor (a self-signed certificate, with or without the CA flag; an unknown issuer) is
+//! untrusted before anything else is looked at.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
@@ -72,12 +78,20 @@ impl TlsContext {
     pub fn validator(&self, extra: Option<&TrustAnchors>) -> ChainValidator {
         let mut roots = RootCertStore::empty();
         let extra = extra.map(|ca| &ca.certificates[..]).unwrap_or_default();
-        roots.add_parsable_certificates(self.system_roots.iter().chain(extra).cloned());
+        let anchors = || self.system_roots.iter().chain(extra);
+        roots.add_parsable_certificates(anchors().cloned());
+        let anchor_subjects = anchors()
+            .filter_map(|der| X509Certificate::from_der(der).ok())
+            .map(|(_, anchor)| anchor.subject().as_raw().to_vec())
+            .collect();
         let verifier =
             WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
                 .build()
                 .ok();
-        ChainValidator { verifier }
+        ChainValidator {
+            verifier,
+            anchor_subjects,
+        }
     }
 
     /// Runs the TLS handshake over `stream`, sending `server_name` as SNI when it is a name.
@@ -103,6 +117,8 @@ impl TlsContext {
 pub struct ChainValidator {
     /// `None` when there is no trust anchor at all: every chain is then untrusted.
     verifier: Option<Arc<WebPkiServerVerifier>>,
+    /// The subjects (DER) of the trust anchors, to tell whether a chain's issuers lead to one.
+    anchor_subjects: HashSet<Vec<u8>>,
 }
 
 /// The name a certificate must carry.
@@ -205,11 +221,15 @@ impl ChainValidator {
     ) -> Option<CertificateFacts> {
         let (leaf_der, intermediates) = chain.split_first()?;
         let (_, leaf) = X509Certificate::from_der(leaf_der).ok()?;
-        let names = leaf_names(&leaf);
-        let chain_not_after = chain
+        let parsed: Vec<X509Certificate<'_>> = chain
             .iter()
             .filter_map(|der| X509Certificate::from_der(der).ok())
-            .map(|(_, cert)| cert.validity().not_after.timestamp())
+            .map(|(_, cert)| cert)
+            .collect();
+        let names = leaf_names(&leaf);
+        let chain_not_after = parsed
+            .iter()
+            .map(|cert| cert.validity().not_after.timestamp())
             .min()
             .unwrap_or_else(|| leaf.validity().not_after.timestamp());
         let finding = match &self.verifier {
@@ -229,7 +249,13 @@ impl ChainValidator {
                 verifier
                     .verify_server_cert(leaf_der, intermediates, &name, &[], now)
                     .err()
-                    .map(|e| classify_certificate_error(&e))
+                    .map(|error| {
+                        if self.reaches_anchor(&leaf, &parsed) {
+                            classify_certificate_error(&error)
+                        } else {
+                            CertificateFailure::Untrusted
+                        }
+                    })
             }
         };
         Some(CertificateFacts {
@@ -245,6 +271,31 @@ impl ChainValidator {
             chain_not_after,
             finding,
         })
+    }
+}
+
+impl ChainValidator {
+    /// Whether the issuers of `leaf` lead to a trust anchor by name: its issuer is an anchor, or
+    /// another certificate of `chain` whose own issuer leads to one. A self-signed leaf (CA flag
+    /// or not) and a leaf from an unknown issuer do not; whether the signatures along the way
+    /// hold is the verifier's part.
+    fn reaches_anchor(&self, leaf: &X509Certificate<'_>, chain: &[X509Certificate<'_>]) -> bool {
+        let mut current = leaf;
+        // Each step climbs to another certificate of the chain, so it has at most that many.
+        for _ in 0..=chain.len() {
+            let issuer = current.issuer().as_raw();
+            if self.anchor_subjects.contains(issuer) {
+                return true;
+            }
+            let next = chain.iter().find(|cert| {
+                cert.subject().as_raw() == issuer && cert.as_ref() != current.as_ref()
+            });
+            match next {
+                Some(cert) => current = cert,
+                None => return false,
+            }
+        }
+        false
     }
 }
 
@@ -426,6 +477,130 @@ mod tests {
         params.not_after = now + time::Duration::days(not_after_days);
         let issuer = rcgen::Issuer::from_params(&ca.params, &ca.key);
         params.signed_by(&key, &issuer).expect("leaf").der().clone()
+    }
+
+    /// A self-signed server certificate for `name`, as `openssl req -x509` makes it (CA flag
+    /// set) when `ca_flag`, else as an end entity; valid from `not_before_days` to
+    /// `not_after_days` from now.
+    fn self_signed(
+        name: &str,
+        ca_flag: bool,
+        not_before_days: i64,
+        not_after_days: i64,
+    ) -> CertificateDer<'static> {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(vec![name.to_owned()]).expect("params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = if ca_flag {
+            rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained)
+        } else {
+            rcgen::IsCa::ExplicitNoCa
+        };
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now + time::Duration::days(not_before_days);
+        params.not_after = now + time::Duration::days(not_after_days);
+        params.self_signed(&key).expect("self-signed").der().clone()
+    }
+
+    /// An intermediate CA under `parent`.
+    fn intermediate(parent: &TestCa, name: &str) -> TestCa {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let issuer = rcgen::Issuer::from_params(&parent.params, &parent.key);
+        let cert = params.signed_by(&key, &issuer).expect("intermediate");
+        TestCa {
+            der: cert.der().clone(),
+            params,
+            key,
+        }
+    }
+
+    fn chain_finding(
+        validator: &ChainValidator,
+        chain: &[CertificateDer<'static>],
+        expected: &str,
+    ) -> Option<CertificateFailure> {
+        let expected = ExpectedName::from_tls_domain(expected).expect("name");
+        validator
+            .certificate_facts(chain, &expected, UnixTime::now())
+            .expect("facts")
+            .finding
+    }
+
+    #[test]
+    fn a_chain_that_leads_to_no_anchor_is_untrusted_whatever_else_is_wrong() {
+        let trusted = ca("Test CA");
+        let v = validator(&trusted);
+        let name = "mx.example.test";
+        let untrusted = Some(CertificateFailure::Untrusted);
+        // Self-signed, as an end entity and as `openssl req -x509` makes it (a CA).
+        assert_eq!(
+            finding(&v, self_signed(name, false, -1, 30), name),
+            untrusted
+        );
+        assert_eq!(
+            finding(&v, self_signed(name, true, -1, 30), name),
+            untrusted
+        );
+        // Self-signed and expired, or naming another host: the trust problem comes first, as
+        // it does for OpenSSL.
+        assert_eq!(
+            finding(&v, self_signed(name, true, -30, -1), name),
+            untrusted
+        );
+        assert_eq!(
+            finding(&v, self_signed("other.test", true, -1, 30), name),
+            untrusted
+        );
+        // An unknown issuer, also when its certificate is presented with the leaf.
+        let other = ca("Other CA");
+        let from_other = leaf(&other, &[name], -1, 30);
+        assert_eq!(finding(&v, from_other.clone(), name), untrusted);
+        assert_eq!(
+            chain_finding(&v, &[from_other, other.der.clone()], name),
+            untrusted
+        );
+    }
+
+    #[test]
+    fn intermediates_lead_to_the_anchor_only_when_presented() {
+        let trusted = ca("Test CA");
+        let v = validator(&trusted);
+        let middle = intermediate(&trusted, "Test Intermediate");
+        let name = "mx.example.test";
+        let good = leaf(&middle, &[name], -1, 30);
+        assert_eq!(
+            chain_finding(&v, &[good.clone(), middle.der.clone()], name),
+            None
+        );
+        // Without the intermediate, the issuer is unknown.
+        assert_eq!(
+            chain_finding(&v, &[good], name),
+            Some(CertificateFailure::Untrusted)
+        );
+        // With it, other defects keep their own names.
+        let expired = leaf(&middle, &[name], -30, -1);
+        assert_eq!(
+            chain_finding(&v, &[expired, middle.der.clone()], name),
+            Some(CertificateFailure::Expired)
+        );
+    }
+
+    #[test]
+    fn a_damaged_signature_under_a_known_issuer_is_invalid() {
+        let trusted = ca("Test CA");
+        let v = validator(&trusted);
+        let name = "mx.example.test";
+        let mut damaged = leaf(&trusted, &[name], -1, 30).to_vec();
+        if let Some(last) = damaged.last_mut() {
+            *last ^= 0x01;
+        }
+        assert_eq!(
+            finding(&v, CertificateDer::from(damaged), name),
+            Some(CertificateFailure::Invalid)
+        );
     }
 
     fn validator(ca: &TestCa) -> ChainValidator {
