@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::time::{Duration, SystemTime};
 
 use crate::metrics::unix_seconds;
-use crate::outcome::{Code, code_of};
+use crate::outcome::{Code, Failure, OldTlsVersion, TlsFailure, code_of};
 use crate::probe::tls::CertificateFacts;
 use crate::probe::{Report, TargetReport};
 
@@ -61,11 +61,23 @@ fn render_target(out: &mut String, target: &TargetReport, now: SystemTime) {
     if let Some(reply) = &target.last_reply {
         let _ = writeln!(out, "    last reply: {reply}");
     }
+    if let Err(Failure::Tls(TlsFailure::Version(offered))) = &target.outcome {
+        let _ = writeln!(out, "    tls versions: {}", version_mismatch(*offered));
+    }
     if let Some(tls) = &target.tls {
         let _ = writeln!(out, "    tls: {} {}", tls.version, tls.cipher);
         if let Some(certificate) = &tls.certificate {
             render_certificate(out, certificate, now);
         }
+    }
+}
+
+/// What a server that shares no TLS version with the probe offered, for people.
+fn version_mismatch(offered: Option<OldTlsVersion>) -> String {
+    let speaks = "the probe, like Exchange Online, speaks only TLS 1.2 and 1.3";
+    match offered {
+        Some(version) => format!("the server offered {version}; {speaks}"),
+        None => format!("the server refused TLS 1.2 and 1.3; {speaks}"),
     }
 }
 

@@ -17,6 +17,7 @@ use crate::outcome::{
     ConnectFailure, Failure, Outcome, Phase, SmtpFault, SmtpStep, StarttlsFailure, TlsFailure,
 };
 
+use super::hello::Watched;
 use super::limits::Permit;
 use super::quickack::QuickAck;
 use super::report::TargetReport;
@@ -275,7 +276,10 @@ impl<'a> Attempt<'a> {
     }
 
     /// The TLS handshake and the certificate checks the connector asks for.
-    async fn start_tls(&mut self, stream: QuickAck) -> Result<TlsStream<QuickAck>, Failure> {
+    async fn start_tls(
+        &mut self,
+        stream: QuickAck,
+    ) -> Result<TlsStream<Watched<QuickAck>>, Failure> {
         let started = Instant::now();
         let server_name = server_name(self.host, self.address);
         let result = self

@@ -10,6 +10,7 @@
 
 mod attempt;
 pub mod dns;
+mod hello;
 pub mod limits;
 mod quickack;
 mod report;

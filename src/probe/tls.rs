@@ -19,7 +19,8 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, PeerIncompatible,
+    RootCertStore, SignatureScheme,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, timeout_at};
@@ -28,8 +29,10 @@ use tokio_rustls::client::TlsStream;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::config::{TlsSettings, TrustAnchors};
-use crate::outcome::{Breakdown, CertificateFailure, TlsFailure};
+use crate::outcome::{Breakdown, CertificateFailure, OldTlsVersion, TlsFailure};
 use crate::tls_signatures::HandshakeSignatures;
+
+use super::hello::Watched;
 
 /// The most certificate names kept for people.
 const MAX_NAMES: usize = 16;
@@ -95,19 +98,28 @@ impl TlsContext {
     }
 
     /// Runs the TLS handshake over `stream`, sending `server_name` as SNI when it is a name.
-    pub async fn handshake<S>(
+    /// The session reads through a [`Watched`] stream, which remembers the version the server
+    /// offered in case the handshake fails on it.
+    pub(super) async fn handshake<S>(
         &self,
         stream: S,
         server_name: ServerName<'static>,
         deadline: Instant,
-    ) -> Result<TlsStream<S>, TlsFailure>
+    ) -> Result<TlsStream<Watched<S>>, TlsFailure>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        match timeout_at(deadline, self.connector.connect(server_name, stream)).await {
+        let connect = self
+            .connector
+            .connect(server_name, Watched::new(stream))
+            .into_fallible();
+        match timeout_at(deadline, connect).await {
             Err(_) => Err(TlsFailure::Broken(Breakdown::Timeout)),
             Ok(Ok(stream)) => Ok(stream),
-            Ok(Err(error)) => Err(classify_handshake_error(&error)),
+            Ok(Err((error, watched))) => Err(classify_handshake_error(
+                &error,
+                watched.old_version_offered(),
+            )),
         }
     }
 }
@@ -361,8 +373,13 @@ fn classify_certificate_error(error: &rustls::Error) -> CertificateFailure {
     }
 }
 
-/// Why a handshake failed: the rustls error inside the io error, else the io kind.
-fn classify_handshake_error(error: &std::io::Error) -> TlsFailure {
+/// Why a handshake failed. A server that offered a version older than TLS 1.2 shares none with
+/// the probe, whatever error that became; otherwise the rustls error inside the io error
+/// decides, else the io kind.
+fn classify_handshake_error(error: &std::io::Error, offered: Option<OldTlsVersion>) -> TlsFailure {
+    if offered.is_some() {
+        return TlsFailure::Version(offered);
+    }
     if let Some(inner) = error
         .get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>())
@@ -371,6 +388,15 @@ fn classify_handshake_error(error: &std::io::Error) -> TlsFailure {
             rustls::Error::InvalidCertificate(_) => {
                 TlsFailure::Certificate(classify_certificate_error(inner))
             }
+            // The server refused every version the probe offered.
+            rustls::Error::AlertReceived(AlertDescription::ProtocolVersion) => {
+                TlsFailure::Version(None)
+            }
+            rustls::Error::PeerIncompatible(
+                PeerIncompatible::ServerDoesNotSupportTls12Or13
+                | PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig,
+            ) => TlsFailure::Version(None),
+            // rustls' error enums are non-exhaustive: anything else is the catch-all.
             _ => TlsFailure::Handshake,
         };
     }
@@ -600,6 +626,78 @@ mod tests {
         assert_eq!(
             finding(&v, CertificateDer::from(damaged), name),
             Some(CertificateFailure::Invalid)
+        );
+    }
+
+    /// The failure of a handshake with a server that answers the ClientHello with `reply`.
+    async fn handshake_failure(reply: Vec<u8>) -> TlsFailure {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (client, mut server) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            let mut hello = [0u8; 4096];
+            let _ = server.read(&mut hello).await;
+            if reply.is_empty() {
+                return; // Hang up.
+            }
+            let _ = server.write_all(&reply).await;
+            // Stay until the client gives up.
+            let _ = server.read(&mut hello).await;
+        });
+        let context = TlsContext::new().expect("context");
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let name = ServerName::try_from("mx.example.test").expect("name");
+        context
+            .handshake(client, name, deadline)
+            .await
+            .err()
+            .expect("the handshake fails")
+    }
+
+    /// A ServerHello record for `version` without extensions (TLS_RSA_WITH_AES_128_CBC_SHA).
+    fn old_server_hello(version: [u8; 2]) -> Vec<u8> {
+        let mut body = version.to_vec();
+        body.extend_from_slice(&[0x5a; 32]); // random
+        body.extend_from_slice(&[0, 0x00, 0x2f, 0]); // no session id, cipher, no compression
+        let mut message = vec![0x02, 0, 0, body.len() as u8];
+        message.extend_from_slice(&body);
+        let mut record = vec![0x16, version[0], version[1], 0, message.len() as u8];
+        record.extend_from_slice(&message);
+        record
+    }
+
+    /// A fatal alert record with `description`.
+    fn alert(description: u8) -> Vec<u8> {
+        vec![0x15, 3, 1, 0, 2, 2, description]
+    }
+
+    #[tokio::test]
+    async fn a_server_without_a_shared_version_is_a_version_failure() {
+        assert_eq!(
+            handshake_failure(old_server_hello([3, 1])).await,
+            TlsFailure::Version(Some(OldTlsVersion::Tls10))
+        );
+        assert_eq!(
+            handshake_failure(old_server_hello([3, 2])).await,
+            TlsFailure::Version(Some(OldTlsVersion::Tls11))
+        );
+        // OpenSSL refuses with a protocol_version alert (70): the version is not said.
+        assert_eq!(
+            handshake_failure(alert(70)).await,
+            TlsFailure::Version(None)
+        );
+    }
+
+    #[tokio::test]
+    async fn other_handshake_failures_stay_handshake_failures() {
+        // handshake_failure (40), e.g. no shared cipher.
+        assert_eq!(handshake_failure(alert(40)).await, TlsFailure::Handshake);
+        assert_eq!(
+            handshake_failure(b"220 not TLS at all\r\n".to_vec()).await,
+            TlsFailure::Handshake
+        );
+        assert_eq!(
+            handshake_failure(Vec::new()).await,
+            TlsFailure::Broken(Breakdown::Closed)
         );
     }
 
