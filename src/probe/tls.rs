@@ -649,8 +649,7 @@ mod tests {
         context
             .handshake(client, name, deadline)
             .await
-            .err()
-            .expect("the handshake fails")
+            .expect_err("the handshake fails")
     }
 
     /// A ServerHello record for `version` without extensions (TLS_RSA_WITH_AES_128_CBC_SHA).
