@@ -475,6 +475,7 @@ mod tests {
                 phases: vec![(Phase::Connect, Duration::from_millis(1))],
                 tls: None,
                 last_reply: None,
+                tls_fallback: None,
             }],
         }
     }

@@ -2,6 +2,10 @@
 //! EHLO (HELO fallback), STARTTLS (or implicit TLS), TLS and certificate checks, EHLO again,
 //! optional MAIL FROM / RCPT TO then RSET, and QUIT. The first failure ends the dialogue; every
 //! step runs against the one deadline of the probe.
+//!
+//! Under `opportunistic`, a TLS handshake that fails after STARTTLS is not the end: a sending
+//! server (Postfix at `may`, Exchange Online) then holds the same dialogue again over a new
+//! connection, without TLS, and so does the probe.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -14,7 +18,8 @@ use tokio_rustls::client::TlsStream;
 
 use crate::config::{Connector, Host, TlsSettings};
 use crate::outcome::{
-    ConnectFailure, Failure, Outcome, Phase, SmtpFault, SmtpStep, StarttlsFailure, TlsFailure,
+    Breakdown, ConnectFailure, Failure, Outcome, Phase, SmtpFault, SmtpStep, StarttlsFailure,
+    TlsFailure,
 };
 
 use super::hello::Watched;
@@ -44,6 +49,8 @@ pub(super) struct Attempt<'a> {
     tls: Option<TlsFacts>,
     /// The server's last reply line, for people.
     last_reply: Option<String>,
+    /// The TLS failure after which the dialogue was held again without TLS, if it was.
+    tls_fallback: Option<TlsFailure>,
     /// Leave to hold the connection open, within the engine's caps.
     permit: Option<Permit<'a>>,
 }
@@ -68,6 +75,7 @@ impl<'a> Attempt<'a> {
             phases,
             tls: None,
             last_reply: None,
+            tls_fallback: None,
             permit: None,
         }
     }
@@ -82,6 +90,7 @@ impl<'a> Attempt<'a> {
             phases: self.phases,
             tls: self.tls,
             last_reply: self.last_reply,
+            tls_fallback: self.tls_fallback,
         }
     }
 
@@ -90,10 +99,38 @@ impl<'a> Attempt<'a> {
         &self.probe.connector
     }
 
-    /// The whole exchange with one address.
+    /// The whole exchange with one address; under `opportunistic`, held again without TLS when
+    /// the TLS handshake after STARTTLS failed.
     async fn dialogue(&mut self) -> Outcome {
+        match self.exchange(self.connector().tls_settings).await {
+            Err(Failure::Tls(failure)) if self.falls_back_to_plain_text(failure) => {
+                tracing::debug!(connector = %self.connector().name, address = %self.address, reason = %failure.reason(), "TLS handshake failed under opportunistic TLS; trying again without TLS");
+                self.tls_fallback = Some(failure);
+                self.exchange(TlsSettings::None).await
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// Whether a sending server would try again without TLS after `failure`: only under
+    /// `opportunistic` and STARTTLS, and only when the handshake itself failed (a certificate
+    /// is never enforced there; a handshake that ran out of time leaves no time to retry).
+    fn falls_back_to_plain_text(&self, failure: TlsFailure) -> bool {
+        let connector = self.connector();
+        if connector.tls_settings != TlsSettings::Opportunistic || connector.implicit_tls {
+            return false;
+        }
+        match failure {
+            TlsFailure::Version(_)
+            | TlsFailure::Handshake
+            | TlsFailure::Broken(Breakdown::Closed | Breakdown::Reset) => true,
+            TlsFailure::Broken(Breakdown::Timeout) | TlsFailure::Certificate(_) => false,
+        }
+    }
+
+    /// One exchange with the address under `settings`, over a new connection.
+    async fn exchange(&mut self, settings: TlsSettings) -> Outcome {
         let stream = self.connect().await?;
-        let settings = self.connector().tls_settings;
         if self.connector().implicit_tls {
             let stream = self.start_tls(stream).await?;
             let mut session = Session::new(stream);
@@ -136,16 +173,18 @@ impl<'a> Attempt<'a> {
     async fn connect(&mut self) -> Result<QuickAck, Failure> {
         let started = Instant::now();
         let address = SocketAddr::new(self.address, self.connector().port);
+        // A connection of an earlier exchange is closed by now: give its leave back first.
+        self.permit = None;
         // Waiting for leave to connect counts as connecting: a sending server held back by its
         // own limits would not get through either.
         self.permit = self.engine.limiter.acquire(address, self.deadline).await;
         if self.permit.is_none() {
-            self.phases.push((Phase::Connect, started.elapsed()));
+            self.add_phase(Phase::Connect, started.elapsed());
             tracing::warn!(connector = %self.connector().name, address = %address, "no connection slot before the deadline: too many probes of this address at once");
             return Err(Failure::Connect(ConnectFailure::Timeout));
         }
         let result = timeout_at(self.deadline, TcpStream::connect(address)).await;
-        self.phases.push((Phase::Connect, started.elapsed()));
+        self.add_phase(Phase::Connect, started.elapsed());
         let stream = match result {
             Err(_) => return Err(Failure::Connect(ConnectFailure::Timeout)),
             Ok(Err(error)) => return Err(Failure::Connect(connect_failure(&error))),
@@ -263,15 +302,19 @@ impl<'a> Attempt<'a> {
 
     /// Records a phase's duration (adding to it when the phase repeats) and the last reply.
     fn record<S>(&mut self, phase: Phase, started: Instant, session: &Session<S>) {
-        let elapsed = started.elapsed();
-        match self.phases.iter_mut().find(|(p, _)| *p == phase) {
-            Some((_, total)) => *total += elapsed,
-            None => self.phases.push((phase, elapsed)),
-        }
+        self.add_phase(phase, started.elapsed());
         if let Some(reply) = session.last_reply() {
             if self.last_reply.as_deref() != Some(reply) {
                 self.last_reply = Some(reply.to_owned());
             }
+        }
+    }
+
+    /// Adds `elapsed` to the time of `phase` (a phase runs again in a second exchange).
+    fn add_phase(&mut self, phase: Phase, elapsed: Duration) {
+        match self.phases.iter_mut().find(|(p, _)| *p == phase) {
+            Some((_, total)) => *total += elapsed,
+            None => self.phases.push((phase, elapsed)),
         }
     }
 
@@ -306,7 +349,7 @@ impl<'a> Attempt<'a> {
                 }
             }
         };
-        self.phases.push((Phase::Tls, started.elapsed()));
+        self.add_phase(Phase::Tls, started.elapsed());
         outcome
     }
 }

@@ -16,6 +16,8 @@ mod quickack;
 mod report;
 mod resolve;
 pub mod smtp;
+#[cfg(test)]
+mod tests;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -155,6 +157,7 @@ impl Engine {
                     phases: vec![(Phase::Dns, resolved.elapsed)],
                     tls: None,
                     last_reply: None,
+                    tls_fallback: None,
                 }],
                 Ok(addresses) => {
                     let attempts = addresses.iter().map(|address| {

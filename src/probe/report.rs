@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Connector;
-use crate::outcome::{Outcome, Phase};
+use crate::outcome::{Outcome, Phase, TlsFailure};
 
 use super::tls::TlsFacts;
 
@@ -48,4 +48,7 @@ pub struct TargetReport {
     pub tls: Option<TlsFacts>,
     /// The server's last reply line, for people.
     pub last_reply: Option<String>,
+    /// Under `opportunistic`: the TLS handshake failure after which the exchange was held again
+    /// over a new connection without TLS, as a sending server does (`mailflow_tls_fallback`).
+    pub tls_fallback: Option<TlsFailure>,
 }
