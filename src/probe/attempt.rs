@@ -23,7 +23,7 @@ use crate::outcome::{
 };
 
 use super::hello::Watched;
-use super::limits::Permit;
+use super::limits::{NoSlot, Permit};
 use super::quickack::QuickAck;
 use super::report::TargetReport;
 use super::resolve::ResolvedHost;
@@ -51,7 +51,8 @@ pub(super) struct Attempt<'a> {
     last_reply: Option<String>,
     /// The TLS failure after which the dialogue was held again without TLS, if it was.
     tls_fallback: Option<TlsFailure>,
-    /// Leave to hold the connection open, within the engine's caps.
+    /// Leave to hold a connection open, within the engine's caps; taken once, kept for the
+    /// whole dialogue.
     permit: Option<Permit<'a>>,
 }
 
@@ -80,10 +81,11 @@ impl<'a> Attempt<'a> {
         }
     }
 
-    /// Holds the whole dialogue and reports what it showed.
-    pub(super) async fn run(mut self) -> TargetReport {
-        let outcome = self.dialogue().await;
-        TargetReport {
+    /// Holds the whole dialogue and reports what it showed; [`NoSlot`] when the engine's caps
+    /// left no connection for it before the deadline (then it found nothing).
+    pub(super) async fn run(mut self) -> Result<TargetReport, NoSlot> {
+        let outcome = self.dialogue().await?;
+        Ok(TargetReport {
             host: self.host.to_string(),
             address: Some(self.address),
             outcome,
@@ -91,7 +93,7 @@ impl<'a> Attempt<'a> {
             tls: self.tls,
             last_reply: self.last_reply,
             tls_fallback: self.tls_fallback,
-        }
+        })
     }
 
     /// The connector probed.
@@ -99,16 +101,37 @@ impl<'a> Attempt<'a> {
         &self.probe.connector
     }
 
-    /// The whole exchange with one address; under `opportunistic`, held again without TLS when
-    /// the TLS handshake after STARTTLS failed.
-    async fn dialogue(&mut self) -> Outcome {
-        match self.exchange(self.connector().tls_settings).await {
+    /// The whole exchange with one address, within one connection slot; under
+    /// `opportunistic`, held again without TLS when the TLS handshake after STARTTLS failed (the
+    /// first connection is closed by then, so the slot carries over).
+    async fn dialogue(&mut self) -> Result<Outcome, NoSlot> {
+        self.take_slot().await?;
+        let outcome = match self.exchange(self.connector().tls_settings).await {
             Err(Failure::Tls(failure)) if self.falls_back_to_plain_text(failure) => {
                 tracing::debug!(connector = %self.connector().name, address = %self.address, reason = %failure.reason(), "TLS handshake failed under opportunistic TLS; trying again without TLS");
                 self.tls_fallback = Some(failure);
                 self.exchange(TlsSettings::None).await
             }
             outcome => outcome,
+        };
+        Ok(outcome)
+    }
+
+    /// Waits for leave to connect, within the engine's caps. The wait counts as connecting.
+    async fn take_slot(&mut self) -> Result<(), NoSlot> {
+        let started = Instant::now();
+        let address = SocketAddr::new(self.address, self.connector().port);
+        let acquired = self.engine.limiter.acquire(address, self.deadline).await;
+        self.add_phase(Phase::Connect, started.elapsed());
+        match acquired {
+            Ok(permit) => {
+                self.permit = Some(permit);
+                Ok(())
+            }
+            Err(no_slot) => {
+                tracing::warn!(connector = %self.connector().name, address = %address, "no connection slot before the deadline: too many probes of this address at once; the probe did not run");
+                Err(no_slot)
+            }
         }
     }
 
@@ -169,20 +192,10 @@ impl<'a> Attempt<'a> {
         self.finish(session).await
     }
 
-    /// Opens the TCP connection, within the engine's caps.
+    /// Opens the TCP connection (in the slot [`Self::take_slot`] took).
     async fn connect(&mut self) -> Result<QuickAck, Failure> {
         let started = Instant::now();
         let address = SocketAddr::new(self.address, self.connector().port);
-        // A connection of an earlier exchange is closed by now: give its leave back first.
-        self.permit = None;
-        // Waiting for leave to connect counts as connecting: a sending server held back by its
-        // own limits would not get through either.
-        self.permit = self.engine.limiter.acquire(address, self.deadline).await;
-        if self.permit.is_none() {
-            self.add_phase(Phase::Connect, started.elapsed());
-            tracing::warn!(connector = %self.connector().name, address = %address, "no connection slot before the deadline: too many probes of this address at once");
-            return Err(Failure::Connect(ConnectFailure::Timeout));
-        }
         let result = timeout_at(self.deadline, TcpStream::connect(address)).await;
         self.add_phase(Phase::Connect, started.elapsed());
         let stream = match result {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::config::Connector;
 use crate::outcome::{Outcome, Phase, TlsFailure};
 
+use super::limits::NoSlot;
 use super::tls::TlsFacts;
 
 /// What one probe of a connector found.
@@ -31,6 +32,20 @@ impl Report {
             .find(|t| t.outcome.is_ok())
             .or_else(|| self.targets.first())
     }
+}
+
+/// A probe the exporter could not run to the end by its own limits: an address got no connection
+/// slot before the deadline (`--probe.max-connections*`) and no other address delivered, so the
+/// connector's outcome is unknown. It is no finding about the connector and changes none of its
+/// state; the scrape that asked for it fails instead.
+#[derive(Clone, Debug)]
+pub struct Throttled {
+    /// The connector that was not probed.
+    pub connector: Arc<Connector>,
+    /// The (first) address that got no slot.
+    pub no_slot: NoSlot,
+    /// How long the probe waited before giving up.
+    pub duration: Duration,
 }
 
 /// What one address showed.

@@ -37,7 +37,12 @@ struct ScriptedServer {
 
 impl ScriptedServer {
     async fn start(scripts: &'static [Script]) -> ScriptedServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::start_on("127.0.0.1", 0, scripts).await
+    }
+
+    /// The same on `ip` and `port` (0: any free one).
+    async fn start_on(ip: &str, port: u16, scripts: &'static [Script]) -> ScriptedServer {
+        let listener = TcpListener::bind((ip, port)).await.expect("bind");
         let address = listener.local_addr().expect("address");
         let commands = Arc::new(Mutex::new(Vec::new()));
         let seen = commands.clone();
@@ -110,22 +115,35 @@ const TLS10_SERVER_HELLO: &[u8] = &[
     17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 0, 0, 0x2f, 0,
 ];
 
-/// Probes one connector to `server` with `tls_settings` and `extra` configuration lines.
-async fn probe(server: &ScriptedServer, tls_settings: &str, extra: &str) -> Report {
+/// An engine with one connector `c` to `smart_hosts` on `port`, with `tls_settings` and `extra`
+/// configuration lines, opening connections within `limiter`.
+fn engine(
+    smart_hosts: &str,
+    port: u16,
+    tls_settings: &str,
+    extra: &str,
+    limiter: Arc<Limiter>,
+) -> Engine {
     let yaml = format!(
-        "connectors:\n  - name: c\n    smart_hosts: [127.0.0.1]\n    port: {}\n    \
-         timeout: 5s\n    helo_name: probe.mf.test\n    tls_settings: {tls_settings}\n{extra}",
-        server.address.port()
+        "connectors:\n  - name: c\n    smart_hosts: [{smart_hosts}]\n    port: {port}\n    \
+         timeout: 5s\n    helo_name: probe.mf.test\n    tls_settings: {tls_settings}\n{extra}"
     );
     let config = parse(&yaml, Path::new("test.yml")).expect("config");
     let tls = Arc::new(TlsContext::new().expect("tls"));
+    Engine::new(&config, tls, limiter).expect("engine")
+}
+
+/// Probes one connector to `server` with `tls_settings` and `extra` configuration lines.
+async fn probe(server: &ScriptedServer, tls_settings: &str, extra: &str) -> Report {
     let limiter = Arc::new(Limiter::new(ConnectionCaps::default()));
-    let engine = Engine::new(&config, tls, limiter).expect("engine");
+    let port = server.address.port();
+    let engine = engine("127.0.0.1", port, tls_settings, extra, limiter);
     let deadline = Instant::now() + Duration::from_secs(5);
     engine
         .probe("c", deadline)
         .await
         .expect("a known connector")
+        .expect("a probe that ran")
 }
 
 #[tokio::test]
@@ -188,4 +206,69 @@ async fn a_failing_plain_text_retry_is_the_outcome() {
     );
     assert_eq!(report.targets[0].tls_fallback, Some(TlsFailure::Handshake));
     assert_eq!(server.commands().len(), 2);
+}
+
+/// A limiter allowing one connection per address.
+fn one_per_address() -> Arc<Limiter> {
+    Arc::new(Limiter::new(ConnectionCaps {
+        total: 8,
+        per_address: 1,
+    }))
+}
+
+#[tokio::test]
+async fn a_probe_without_a_connection_slot_did_not_run() {
+    static SCRIPTS: [Script; 1] = [Script::Plain];
+    let server = ScriptedServer::start(&SCRIPTS).await;
+    let limiter = one_per_address();
+    let engine = engine(
+        "127.0.0.1",
+        server.address.port(),
+        "none",
+        "",
+        limiter.clone(),
+    );
+    // Another probe holds the only slot of the address.
+    let held = limiter
+        .acquire(server.address, Instant::now() + Duration::from_secs(1))
+        .await
+        .expect("the only slot");
+    let deadline = Instant::now() + Duration::from_millis(200);
+    let throttled = engine
+        .probe("c", deadline)
+        .await
+        .expect("a known connector")
+        .expect_err("no slot, no probe");
+    assert_eq!(throttled.no_slot.address, server.address);
+    assert_eq!(throttled.connector.name, "c");
+    assert!(server.commands().is_empty(), "no connection was opened");
+    // Once the slot is free, the probe runs.
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let report = engine.probe("c", deadline).await.expect("known");
+    assert_eq!(report.map(|r| r.outcome).ok(), Some(Ok(())));
+}
+
+#[tokio::test]
+async fn another_address_that_delivers_makes_the_connector_ok() {
+    static SCRIPTS: [Script; 1] = [Script::Plain];
+    let server = ScriptedServer::start(&SCRIPTS).await;
+    let port = server.address.port();
+    // The same server on two loopback addresses; the first one's only slot is taken.
+    let second = ScriptedServer::start_on("127.0.0.2", port, &SCRIPTS).await;
+    let limiter = one_per_address();
+    let engine = engine("127.0.0.1, 127.0.0.2", port, "none", "", limiter.clone());
+    let _held = limiter
+        .acquire(server.address, Instant::now() + Duration::from_secs(1))
+        .await
+        .expect("the only slot");
+    let deadline = Instant::now() + Duration::from_millis(500);
+    let report = engine
+        .probe("c", deadline)
+        .await
+        .expect("a known connector")
+        .expect("delivered through the second address");
+    assert_eq!(report.outcome, Ok(()));
+    let addresses: Vec<_> = report.targets.iter().map(|t| t.address).collect();
+    assert_eq!(addresses, [Some(second.address.ip())]);
 }
