@@ -6,26 +6,30 @@
 //! - [`probe`] walks a connector phase by phase (DNS, connect, greeting, EHLO, STARTTLS, TLS,
 //!   envelope, QUIT) on every address and reports what each showed, in the vocabulary of
 //!   [`outcome`];
-//! - [`app`] holds the running configuration, shares probes in flight between scrapes and
-//!   records each outcome in [`state`], which [`state_file`] keeps across restarts;
-//! - [`metrics`] turns reports and state into Prometheus metrics in the format of
-//!   [`exposition`], which [`server`] serves, behind [`web`] (TLS, basic auth) when configured;
-//! - [`postfix`] counts a real Postfix queue per connector and code;
+//! - [`exporter`] holds the running configuration and its engine (swapped whole on reload) and
+//!   probes under it: [`inflight`] lets concurrent scrapes share one probe, each outcome is
+//!   recorded in [`state`] (counters, streaks, queue age), which [`state::file`] keeps across
+//!   restarts and [`state::saver`] writes as it changes;
+//! - [`metrics`] turns probes and state ([`metrics::probe`]) and the exporter's own counts
+//!   ([`metrics::own`]) into exposition text through one writer ([`metrics::text`]), with every
+//!   label set defined once ([`metrics::labels`]); [`server`] serves it, behind [`web`] (TLS,
+//!   basic auth) when configured;
+//! - [`postfix`] counts a real Postfix queue per connector and code, and keeps the last reading
+//!   for the scrapes that follow;
 //! - [`import`] turns Exchange Online connector JSON into a configuration;
 //! - [`explain`] explains a probe to a person (the `probe` subcommand);
 //! - [`drill`] starts loopback targets failing in every way, for a fire drill.
-pub mod app;
 pub mod config;
 pub mod drill;
 pub mod explain;
-pub mod exposition;
+pub mod exporter;
 pub mod import;
+pub mod inflight;
 pub mod metrics;
 pub mod outcome;
 pub mod postfix;
 pub mod probe;
 pub mod server;
 pub mod state;
-pub mod state_file;
 mod tls_signatures;
 pub mod web;

@@ -12,8 +12,8 @@ use tokio::net::TcpListener;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use mailflow_exporter::app::{App, Settings};
 use mailflow_exporter::config::{self, ConfigError};
+use mailflow_exporter::exporter::{Exporter, ExporterSettings};
 use mailflow_exporter::probe::Engine;
 use mailflow_exporter::probe::limits::{ConnectionCaps, Limiter};
 use mailflow_exporter::probe::tls::TlsContext;
@@ -291,8 +291,8 @@ async fn serve(cli: &Cli, config_file: &Path) -> anyhow::Result<ExitCode> {
     let shutdown = shutdown_signal()?;
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let tls = Arc::new(TlsContext::new()?);
-    let app = Arc::new(App::load(
-        Settings {
+    let exporter = Arc::new(Exporter::load(
+        ExporterSettings {
             config_file: config_file.to_owned(),
             web_config_file: cli.web_config_file.clone(),
             state_file: cli.state_file.clone(),
@@ -300,24 +300,24 @@ async fn serve(cli: &Cli, config_file: &Path) -> anyhow::Result<ExitCode> {
         },
         tls,
     )?);
-    tokio::spawn(app.clone().keep_state_saved());
+    tokio::spawn(exporter.clone().keep_state_saved());
     let listener = bind(&cli.listen_address).await?;
     let address = listener.local_addr()?;
     tracing::info!(
         address = %address,
         config = %config_file.display(),
-        connectors = app.loaded().config.connectors.len(),
+        connectors = exporter.loaded().config.connectors.len(),
         version = env!("CARGO_PKG_VERSION"),
         "listening"
     );
-    let reloader = app.clone();
+    let reloader = exporter.clone();
     tokio::spawn(async move {
         while hangup.recv().await.is_some() {
             let _ = reloader.reload();
         }
     });
-    server::run(listener, app.clone(), shutdown).await;
-    app.save_state().await;
+    server::run(listener, exporter.clone(), shutdown).await;
+    exporter.save_state().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

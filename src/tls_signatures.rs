@@ -12,6 +12,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 /// Checks handshake signatures with one crypto provider's algorithms.
 #[derive(Debug, Clone)]
 pub(crate) struct HandshakeSignatures {
+    /// The provider whose signature algorithms check the signatures.
     provider: Arc<CryptoProvider>,
 }
 

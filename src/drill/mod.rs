@@ -25,6 +25,7 @@ pub struct Drill {
     pub connectors: Vec<(String, &'static str)>,
     /// Holds the configuration and CA files; removed when the drill ends.
     _dir: tempfile::TempDir,
+    /// The targets' server tasks, stopped when the drill ends.
     servers: Vec<JoinHandle<()>>,
     /// The listener whose accept queue is kept full, and the connections that fill it.
     _full_queue: (std::net::TcpListener, Vec<TcpStream>),
@@ -49,10 +50,13 @@ pub enum DrillError {
     Certificates(#[from] certs::CertificateError),
 }
 
-/// One connector of the drill.
-struct Entry {
+/// One connector of the drill and the target it points at.
+struct DrillTarget {
+    /// The connector's name.
     name: &'static str,
+    /// The code its probe should show.
     expect: &'static str,
+    /// The connector's keys after `name`, as YAML indented for the connector list.
     yaml: String,
 }
 
@@ -75,7 +79,7 @@ pub async fn start() -> Result<Drill, DrillError> {
     let smart_host =
         |port: u16, extra: &str| format!("smart_hosts: [127.0.0.1]\n    port: {port}{extra}");
     let mut entries = vec![
-        Entry {
+        DrillTarget {
             name: "drill-ok",
             expect: "ok",
             yaml: smart_host(
@@ -83,7 +87,7 @@ pub async fn start() -> Result<Drill, DrillError> {
                 "\n    tls_settings: domain_validation",
             ),
         },
-        Entry {
+        DrillTarget {
             name: "drill-cert-expiring",
             expect: "ok",
             yaml: smart_host(
@@ -91,7 +95,7 @@ pub async fn start() -> Result<Drill, DrillError> {
                 "\n    tls_settings: domain_validation",
             ),
         },
-        Entry {
+        DrillTarget {
             name: "drill-degraded",
             expect: "ok",
             // 127.0.0.2 has nothing listening on this port: the first host is dead.
@@ -100,7 +104,7 @@ pub async fn start() -> Result<Drill, DrillError> {
                 serve(Behaviour::Healthy(certificates.valid.clone()))?
             ),
         },
-        Entry {
+        DrillTarget {
             name: "drill-cert-time-bomb",
             expect: "ok",
             yaml: smart_host(
@@ -108,17 +112,17 @@ pub async fn start() -> Result<Drill, DrillError> {
                 "\n    tls_settings: encryption_only",
             ),
         },
-        Entry {
+        DrillTarget {
             name: "drill-refused",
             expect: "4.4.316",
             yaml: smart_host(closed_port()?, ""),
         },
-        Entry {
+        DrillTarget {
             name: "drill-greeting-421",
             expect: "4.4.317",
             yaml: smart_host(serve(Behaviour::Greeting421)?, ""),
         },
-        Entry {
+        DrillTarget {
             name: "drill-no-starttls",
             expect: "4.4.317",
             yaml: smart_host(
@@ -126,17 +130,17 @@ pub async fn start() -> Result<Drill, DrillError> {
                 "\n    tls_settings: encryption_only",
             ),
         },
-        Entry {
+        DrillTarget {
             name: "drill-closed",
             expect: "4.4.318",
             yaml: smart_host(serve(Behaviour::ClosesMidSession)?, ""),
         },
-        Entry {
+        DrillTarget {
             name: "drill-hang",
             expect: "4.4.318",
             yaml: smart_host(serve(Behaviour::Hangs)?, ""),
         },
-        Entry {
+        DrillTarget {
             name: "drill-cert-expired",
             expect: "4.7.320",
             yaml: smart_host(
@@ -144,7 +148,7 @@ pub async fn start() -> Result<Drill, DrillError> {
                 "\n    tls_settings: certificate_validation",
             ),
         },
-        Entry {
+        DrillTarget {
             name: "drill-cert-wrong-name",
             expect: "4.7.320",
             yaml: smart_host(
@@ -152,7 +156,7 @@ pub async fn start() -> Result<Drill, DrillError> {
                 "\n    tls_settings: domain_validation",
             ),
         },
-        Entry {
+        DrillTarget {
             name: "drill-cert-untrusted",
             expect: "4.7.320",
             yaml: smart_host(
@@ -160,7 +164,7 @@ pub async fn start() -> Result<Drill, DrillError> {
                 "\n    tls_settings: certificate_validation",
             ),
         },
-        Entry {
+        DrillTarget {
             name: "drill-rcpt-550",
             expect: "other",
             yaml: smart_host(
@@ -172,7 +176,7 @@ pub async fn start() -> Result<Drill, DrillError> {
     let dns = UdpSocket::bind("127.0.0.1:0").await?;
     let dns_port = dns.local_addr()?.port();
     servers.push(tokio::spawn(dns::serve(dns)));
-    entries.push(Entry {
+    entries.push(DrillTarget {
         name: "drill-dns",
         expect: "4.4.312",
         yaml: format!(
@@ -180,7 +184,7 @@ pub async fn start() -> Result<Drill, DrillError> {
         ),
     });
     let full_queue = full_accept_queue().await?;
-    entries.push(Entry {
+    entries.push(DrillTarget {
         name: "drill-timeout",
         expect: "4.4.315",
         yaml: smart_host(full_queue.0.local_addr()?.port(), ""),
@@ -200,7 +204,7 @@ pub async fn start() -> Result<Drill, DrillError> {
 }
 
 /// The configuration text for `entries`.
-fn configuration(entries: &[Entry]) -> String {
+fn configuration(entries: &[DrillTarget]) -> String {
     let mut yaml = String::from(
         "# Generated by `mailflow_exporter drill`: every connector points at a loopback target\n\
          # that fails in one way of the code table. A short retry window lets the queue alerts\n\

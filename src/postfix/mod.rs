@@ -1,6 +1,6 @@
 //! The real Postfix queue: read it ([`read_queue`]), classify each delay reason into the codes of
 //! [`crate::outcome`] ([`classify`]), match messages to connectors and count them
-//! ([`summarize`]).
+//! ([`summarize`]), and keep the last reading for the scrapes that follow ([`QueueCache`]).
 //!
 //! Matching a recipient to connectors:
 //! - first by domain: every connector whose `recipient_domains` holds the recipient's domain
@@ -16,6 +16,7 @@
 //! A recipient that matches no connector is counted under the connector label [`UNMATCHED`]. The
 //! wordings and codes are listed in `docs/postfix-delay-reasons.md`.
 
+mod cache;
 mod queue;
 mod reasons;
 
@@ -23,9 +24,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use cache::QueueCache;
 pub use queue::{
-    MAX_MESSAGES, MAX_OUTPUT_BYTES, MAX_STDERR_BYTES, Queue, QueueError, QueueMessage, Recipient,
-    parse_queue, read_queue,
+    MAX_MESSAGES, MAX_OUTPUT_BYTES, MAX_STDERR_BYTES, Queue, QueueError, QueueMessage,
+    QueueReadFailure, Recipient, parse_queue, read_queue,
 };
 pub use reasons::{NextHop, classify, diagnose, next_hop};
 

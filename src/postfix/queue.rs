@@ -120,15 +120,56 @@ pub enum QueueError {
 }
 
 impl QueueError {
-    /// A fixed label for this kind of error, for a metric (never free text).
-    pub fn kind(&self) -> &'static str {
+    /// What kind of failure this is, a bounded label for a metric (never free text).
+    pub fn kind(&self) -> QueueReadFailure {
         match self {
-            QueueError::EmptyCommand => "empty_command",
-            QueueError::NotFound { .. } => "not_found",
-            QueueError::Spawn { .. } => "spawn",
-            QueueError::Timeout { .. } => "timeout",
-            QueueError::Failed { .. } => "failed",
-            QueueError::Read { .. } => "read",
+            QueueError::EmptyCommand => QueueReadFailure::EmptyCommand,
+            QueueError::NotFound { .. } => QueueReadFailure::NotFound,
+            QueueError::Spawn { .. } => QueueReadFailure::Spawn,
+            QueueError::Timeout { .. } => QueueReadFailure::Timeout,
+            QueueError::Failed { .. } => QueueReadFailure::Failed,
+            QueueError::Read { .. } => QueueReadFailure::Read,
+        }
+    }
+}
+
+/// The kinds of [`QueueError`], as the `reason` label of the queue's read failures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QueueReadFailure {
+    /// [`QueueError::EmptyCommand`].
+    EmptyCommand,
+    /// [`QueueError::NotFound`].
+    NotFound,
+    /// [`QueueError::Spawn`].
+    Spawn,
+    /// [`QueueError::Timeout`].
+    Timeout,
+    /// [`QueueError::Failed`].
+    Failed,
+    /// [`QueueError::Read`].
+    Read,
+}
+
+impl QueueReadFailure {
+    /// Every kind, in a fixed order.
+    pub const ALL: [QueueReadFailure; 6] = [
+        QueueReadFailure::EmptyCommand,
+        QueueReadFailure::NotFound,
+        QueueReadFailure::Spawn,
+        QueueReadFailure::Timeout,
+        QueueReadFailure::Failed,
+        QueueReadFailure::Read,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueReadFailure::EmptyCommand => "empty_command",
+            QueueReadFailure::NotFound => "not_found",
+            QueueReadFailure::Spawn => "spawn",
+            QueueReadFailure::Timeout => "timeout",
+            QueueReadFailure::Failed => "failed",
+            QueueReadFailure::Read => "read",
         }
     }
 }
@@ -139,21 +180,21 @@ impl QueueError {
 /// [`MAX_MESSAGES`] (beyond them it is stopped and the result marked truncated); a line that is
 /// not a queue entry is skipped and counted. A command still running at `timeout` is killed.
 pub async fn read_queue(command: &[String], timeout: Duration) -> Result<Queue, QueueError> {
-    read_queue_within(command, timeout, Limits::DEFAULT).await
+    read_queue_within(command, timeout, QueueReadLimits::DEFAULT).await
 }
 
 /// Bounds on one reading of the queue.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Limits {
+pub(crate) struct QueueReadLimits {
     /// The most output bytes read.
     pub(crate) max_bytes: u64,
     /// The most messages kept.
     pub(crate) max_messages: usize,
 }
 
-impl Limits {
+impl QueueReadLimits {
     /// The documented bounds.
-    pub(crate) const DEFAULT: Limits = Limits {
+    pub(crate) const DEFAULT: QueueReadLimits = QueueReadLimits {
         max_bytes: MAX_OUTPUT_BYTES,
         max_messages: MAX_MESSAGES,
     };
@@ -163,7 +204,7 @@ impl Limits {
 pub(crate) async fn read_queue_within(
     command: &[String],
     timeout: Duration,
-    limits: Limits,
+    limits: QueueReadLimits,
 ) -> Result<Queue, QueueError> {
     let (program, args) = command.split_first().ok_or(QueueError::EmptyCommand)?;
     let run = async {
@@ -229,7 +270,7 @@ pub(crate) async fn read_queue_within(
 
 /// Parses `postqueue -j` output held in memory, within the documented bounds.
 pub fn parse_queue(output: &[u8]) -> Queue {
-    let mut collector = Collector::new(Limits::DEFAULT);
+    let mut collector = Collector::new(QueueReadLimits::DEFAULT);
     for line in output.split(|&b| b == b'\n') {
         if !collector.line(line) {
             break;
@@ -239,7 +280,7 @@ pub fn parse_queue(output: &[u8]) -> Queue {
 }
 
 /// Reads and parses the output of the queue command, line by line, within `limits`.
-async fn parse(output: impl AsyncRead + Unpin, limits: Limits) -> io::Result<Queue> {
+async fn parse(output: impl AsyncRead + Unpin, limits: QueueReadLimits) -> io::Result<Queue> {
     // One byte more than allowed, to tell "exactly the limit" from "more than the limit".
     let mut reader = BufReader::new(output.take(limits.max_bytes.saturating_add(1)));
     let mut collector = Collector::new(limits);
@@ -267,13 +308,13 @@ async fn parse(output: impl AsyncRead + Unpin, limits: Limits) -> io::Result<Que
 /// Collects queue entries line by line.
 struct Collector {
     /// The bounds.
-    limits: Limits,
+    limits: QueueReadLimits,
     /// What has been collected so far.
     queue: Queue,
 }
 
 impl Collector {
-    fn new(limits: Limits) -> Self {
+    fn new(limits: QueueReadLimits) -> Self {
         Collector {
             limits,
             queue: Queue::default(),
@@ -423,7 +464,7 @@ mod tests {
 
     #[tokio::test]
     async fn message_limit_truncates() {
-        let limits = Limits {
+        let limits = QueueReadLimits {
             max_bytes: MAX_OUTPUT_BYTES,
             max_messages: 3,
         };
@@ -435,7 +476,7 @@ mod tests {
     #[tokio::test]
     async fn byte_limit_keeps_whole_lines_only() {
         let first = CAPTURED.lines().next().unwrap().len() as u64 + 1;
-        let limits = Limits {
+        let limits = QueueReadLimits {
             max_bytes: first + 10,
             max_messages: MAX_MESSAGES,
         };
@@ -444,7 +485,7 @@ mod tests {
         assert_eq!(queue.malformed, 0);
         assert!(queue.truncated);
         // Exactly at the limit is not truncated.
-        let exact = Limits {
+        let exact = QueueReadLimits {
             max_bytes: CAPTURED.len() as u64,
             max_messages: MAX_MESSAGES,
         };
@@ -472,7 +513,7 @@ mod tests {
     async fn endless_output_is_cut_and_the_command_stopped() {
         let line = CAPTURED.lines().next().unwrap();
         let script = format!("while :; do printf '%s\\n' '{line}'; done");
-        let limits = Limits {
+        let limits = QueueReadLimits {
             max_bytes: 100_000,
             max_messages: MAX_MESSAGES,
         };
@@ -498,7 +539,7 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert_eq!(error.kind(), "not_found");
+        assert_eq!(error.kind().as_str(), "not_found");
         assert_eq!(
             error.to_string(),
             "cannot run /nonexistent/postqueue: command not found"
@@ -508,7 +549,7 @@ mod tests {
     #[tokio::test]
     async fn an_empty_command_is_an_error() {
         let error = read_queue(&[], Duration::from_secs(5)).await.unwrap_err();
-        assert_eq!(error.kind(), "empty_command");
+        assert_eq!(error.kind().as_str(), "empty_command");
     }
 
     #[tokio::test]
@@ -518,7 +559,7 @@ mod tests {
         let error = read_queue(&command(&["sh", "-c", script]), Duration::from_secs(5))
             .await
             .unwrap_err();
-        assert_eq!(error.kind(), "failed");
+        assert_eq!(error.kind().as_str(), "failed");
         assert_eq!(
             error.to_string(),
             "sh failed (exit status: 69): postqueue: fatal: Queue report unavailable - mail system is down (Connect to the Postfix showq service: Connection refused)"
@@ -552,7 +593,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(2));
-        assert_eq!(error.kind(), "timeout");
+        assert_eq!(error.kind().as_str(), "timeout");
         assert_eq!(error.to_string(), "sleep did not finish within 0.2s");
     }
 }

@@ -1,17 +1,16 @@
-//! The web configuration file: raw serde structures, validated into a [`WebConfig`], every
-//! problem reported with its file, line, column and key.
+//! The web configuration file validated into a [`WebConfig`], every problem reported with its
+//! file, line, column and key.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use hyper::header::{HeaderName, HeaderValue};
-use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_saphyr::{Location, Spanned};
 
 use super::WebConfig;
 use super::auth::{self, BasicAuth};
-use super::tls::{self, BuildError, ClientAuth, TlsSettings};
+use super::raw::{RawHttp, RawTls, RawWebConfig};
+use super::tls::{self, BuildError, ClientAuth, ServerTls};
 use crate::config::Problem;
 
 /// Parses and validates web configuration `text`; `path` names it in problems and anchors the
@@ -57,43 +56,6 @@ fn deserialize(text: &str, path: &Path) -> Result<RawWebConfig, Vec<Problem>> {
         return Ok(RawWebConfig::default());
     }
     crate::config::from_yaml(text, path).map_err(|problem| vec![problem])
-}
-
-// ---------------------------------------------------------------------------------------------
-// Raw structures: exactly the file's shape.
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawWebConfig {
-    tls_server_config: Option<Spanned<RawTls>>,
-    http_server_config: Option<Spanned<RawHttp>>,
-    rate_limit: Option<Spanned<IgnoredAny>>,
-    basic_auth_users: Option<BTreeMap<String, Spanned<String>>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawTls {
-    cert_file: Option<Spanned<String>>,
-    key_file: Option<Spanned<String>>,
-    cert: Option<Spanned<String>>,
-    key: Option<Spanned<String>>,
-    client_auth_type: Option<Spanned<String>>,
-    client_ca_file: Option<Spanned<String>>,
-    client_ca: Option<Spanned<String>>,
-    min_version: Option<Spanned<String>>,
-    max_version: Option<Spanned<String>>,
-    cipher_suites: Option<Vec<Spanned<String>>>,
-    curve_preferences: Option<Vec<Spanned<String>>>,
-    prefer_server_cipher_suites: Option<bool>,
-    client_allowed_sans: Option<Spanned<Vec<String>>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawHttp {
-    http2: Option<Spanned<bool>>,
-    headers: Option<BTreeMap<String, Spanned<String>>>,
 }
 
 /// The headers `http_server_config.headers` may set, with their allowed values (`None`: any),
@@ -228,7 +190,7 @@ impl Checker<'_> {
         else {
             return None;
         };
-        let settings = TlsSettings {
+        let settings = ServerTls {
             chain,
             key: private_key,
             client_auth,

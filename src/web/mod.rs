@@ -22,6 +22,7 @@
 
 mod auth;
 mod file;
+mod raw;
 mod tls;
 
 use std::fmt;

@@ -20,23 +20,27 @@ struct Pki {
     dir: tempfile::TempDir,
 }
 
-struct Ca {
+struct TestCa {
     params: CertificateParams,
     key: KeyPair,
 }
 
-fn ca(name: &str) -> (Ca, String) {
+fn ca(name: &str) -> (TestCa, String) {
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
     params.distinguished_name.push(DnType::CommonName, name);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let key = KeyPair::generate().expect("key");
     let pem = params.self_signed(&key).expect("self-sign").pem();
-    (Ca { params, key }, pem)
+    (TestCa { params, key }, pem)
 }
 
 /// A leaf for `names`, signed by `issuer` (self-signed without one): (chain PEM, key PEM).
-fn leaf(names: &[&str], usage: ExtendedKeyUsagePurpose, issuer: Option<&Ca>) -> (String, String) {
+fn leaf(
+    names: &[&str],
+    usage: ExtendedKeyUsagePurpose,
+    issuer: Option<&TestCa>,
+) -> (String, String) {
     let mut params =
         CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
             .expect("params");

@@ -67,7 +67,7 @@ impl ClientAuth {
 }
 
 /// A validated `tls_server_config`, its files read.
-pub(super) struct TlsSettings {
+pub(super) struct ServerTls {
     /// The server's certificate chain, leaf first.
     pub chain: Vec<CertificateDer<'static>>,
     /// The server's private key.
@@ -100,7 +100,7 @@ pub(super) enum BuildError {
 }
 
 /// Builds the rustls server configuration; ALPN offers HTTP/1.1 only.
-pub(super) fn server_config(settings: TlsSettings) -> Result<Arc<ServerConfig>, BuildError> {
+pub(super) fn server_config(settings: ServerTls) -> Result<Arc<ServerConfig>, BuildError> {
     let mut provider = rustls::crypto::ring::default_provider();
     if let Some(names) = &settings.cipher_suites {
         provider.cipher_suites.retain(|suite| {
@@ -157,7 +157,7 @@ pub(super) fn private_key(bytes: &[u8]) -> Result<PrivateKeyDer<'static>, String
 
 /// The client certificate verifier for the policy; `None` for `NoClientCert`.
 fn client_verifier(
-    settings: &TlsSettings,
+    settings: &ServerTls,
     provider: &Arc<CryptoProvider>,
 ) -> Result<Option<Arc<dyn ClientCertVerifier>>, BuildError> {
     let mut roots = RootCertStore::empty();

@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use super::{ConnectorState, unix_seconds};
 use crate::outcome::Code;
-use crate::state::ConnectorState;
 
 /// The format version written into the file.
 const VERSION: u32 = 1;
@@ -24,7 +24,7 @@ const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// What loading a state file found.
 #[derive(Debug)]
-pub enum Loaded {
+pub enum LoadedState {
     /// There was no file yet.
     Missing,
     /// The file was read.
@@ -39,17 +39,17 @@ pub enum Loaded {
 }
 
 /// Reads the state file at `path`; a damaged one is renamed to `<path>.damaged-<unix time>`.
-pub fn load(path: &Path, now: SystemTime) -> io::Result<Loaded> {
+pub fn load(path: &Path, now: SystemTime) -> io::Result<LoadedState> {
     let text = match read_bounded(path) {
         Ok(text) => text,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Loaded::Missing),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(LoadedState::Missing),
         Err(error) if error.kind() == io::ErrorKind::InvalidData => {
             return set_aside(path, now, error.to_string());
         }
         Err(error) => return Err(error),
     };
     match parse(&text) {
-        Ok(states) => Ok(Loaded::Read(states)),
+        Ok(states) => Ok(LoadedState::Read(states)),
         Err(problem) => set_aside(path, now, problem),
     }
 }
@@ -122,8 +122,8 @@ impl From<&ConnectorState> for StoredConnector {
                 .filter(|code| **code != Code::Ok)
                 .map(|code| (code.as_str().to_owned(), state.failures_with(*code)))
                 .collect(),
-            streak_start: state.streak_start.map(crate::metrics::unix_seconds),
-            last_success: state.last_success.map(crate::metrics::unix_seconds),
+            streak_start: state.streak_start.map(unix_seconds),
+            last_success: state.last_success.map(unix_seconds),
         }
     }
 }
@@ -184,7 +184,7 @@ fn read_bounded(path: &Path) -> io::Result<String> {
     String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
-fn set_aside(path: &Path, now: SystemTime, problem: String) -> io::Result<Loaded> {
+fn set_aside(path: &Path, now: SystemTime, problem: String) -> io::Result<LoadedState> {
     let stamp = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -199,7 +199,7 @@ fn set_aside(path: &Path, now: SystemTime, problem: String) -> io::Result<Loaded
         attempt += 1;
     }
     fs::rename(path, &set_aside)?;
-    Ok(Loaded::SetAside { set_aside, problem })
+    Ok(LoadedState::SetAside { set_aside, problem })
 }
 
 #[cfg(test)]
@@ -232,10 +232,13 @@ mod tests {
     fn a_saved_state_reads_back() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("state.json");
-        assert!(matches!(load(&path, at(0)).expect("load"), Loaded::Missing));
+        assert!(matches!(
+            load(&path, at(0)).expect("load"),
+            LoadedState::Missing
+        ));
         save(&path, &sample()).expect("save");
         match load(&path, at(0)).expect("load") {
-            Loaded::Read(states) => assert_eq!(states, sample()),
+            LoadedState::Read(states) => assert_eq!(states, sample()),
             other => panic!("unexpected {other:?}"),
         }
         // Saving again replaces the file and leaves no temporary file behind.
@@ -253,7 +256,7 @@ mod tests {
         let path = dir.path().join("state.json");
         fs::write(&path, b"{\"version\": 1, \"connectors\": {\"a\": tru").expect("write");
         match load(&path, at(1234)).expect("load") {
-            Loaded::SetAside { set_aside, problem } => {
+            LoadedState::SetAside { set_aside, problem } => {
                 assert_eq!(set_aside, dir.path().join("state.json.damaged-1234"));
                 assert!(problem.contains("EOF"), "{problem}");
                 assert_eq!(
@@ -267,7 +270,7 @@ mod tests {
         // A second damaged file at the same second does not overwrite the first.
         fs::write(&path, b"\xff\xfe").expect("write");
         match load(&path, at(1234)).expect("load") {
-            Loaded::SetAside { set_aside, .. } => {
+            LoadedState::SetAside { set_aside, .. } => {
                 assert_eq!(set_aside, dir.path().join("state.json.damaged-1234-1"));
             }
             other => panic!("unexpected {other:?}"),

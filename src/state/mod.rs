@@ -1,5 +1,9 @@
 //! What the exporter remembers between probes: counters, the failure streak and the last
 //! success of each connector. Time is always passed in, so the rules are testable without waiting.
+//! [`file`](mod@file) keeps it in a file across restarts, and [`saver`] writes that file as it changes.
+
+pub mod file;
+pub mod saver;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -66,6 +70,8 @@ impl ConnectorState {
 /// The history of every connector.
 #[derive(Debug, Default)]
 pub struct State {
+    /// Each connector's history, by connector name; only connectors probed since they were
+    /// configured (or restored from the state file).
     connectors: Mutex<HashMap<String, ConnectorState>>,
 }
 
@@ -109,6 +115,12 @@ impl State {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// Seconds since the Unix epoch, as a float (0 before the epoch).
+pub fn unix_seconds(at: SystemTime) -> f64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[cfg(test)]

@@ -17,9 +17,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
-use crate::app::App;
-use crate::exposition::Format;
-use crate::metrics::ProbeMetrics;
+use crate::exporter::Exporter;
+use crate::metrics::{Format, ProbeMetrics};
+use crate::probe::Throttled;
 use crate::web::{self, Authorization, WebConfig};
 
 /// How much of Prometheus' scrape timeout is kept back for the answer to travel.
@@ -37,9 +37,13 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may take to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves `app` on `listener` until `shutdown` completes, then lets in-flight requests finish
+/// Serves `exporter` on `listener` until `shutdown` completes, then lets in-flight requests finish
 /// (bounded). With a web configuration, connections speak TLS and requests need basic auth.
-pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+pub async fn run(
+    listener: TcpListener,
+    exporter: Arc<Exporter>,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -53,7 +57,7 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
                         continue;
                     }
                 };
-                tokio::spawn(connection(stream, peer, app.clone(), graceful.watcher()));
+                tokio::spawn(connection(stream, peer, exporter.clone(), graceful.watcher()));
             }
             () = &mut shutdown => break,
         }
@@ -68,12 +72,17 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
 }
 
 /// One accepted connection: the TLS handshake when configured, then HTTP/1.1.
-async fn connection(stream: TcpStream, peer: SocketAddr, app: Arc<App>, watcher: Watcher) {
-    let Some(acceptor) = app.web().tls_acceptor() else {
-        return serve_http(stream, peer, app, watcher).await;
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    exporter: Arc<Exporter>,
+    watcher: Watcher,
+) {
+    let Some(acceptor) = exporter.web().tls_acceptor() else {
+        return serve_http(stream, peer, exporter, watcher).await;
     };
     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(stream)) => serve_http(stream, peer, app, watcher).await,
+        Ok(Ok(stream)) => serve_http(stream, peer, exporter, watcher).await,
         Ok(Err(error)) => {
             tracing::debug!(peer = %peer, error = %error, "TLS handshake with a client failed");
         }
@@ -81,13 +90,13 @@ async fn connection(stream: TcpStream, peer: SocketAddr, app: Arc<App>, watcher:
     }
 }
 
-async fn serve_http<S>(stream: S, peer: SocketAddr, app: Arc<App>, watcher: Watcher)
+async fn serve_http<S>(stream: S, peer: SocketAddr, exporter: Arc<Exporter>, watcher: Watcher)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |request| {
-        let app = app.clone();
-        async move { Ok::<_, Infallible>(respond_to(&app, peer, request).await) }
+        let exporter = exporter.clone();
+        async move { Ok::<_, Infallible>(respond_to(&exporter, peer, request).await) }
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
@@ -100,14 +109,14 @@ where
 
 /// Authorizes and routes one request, and adds the configured response headers.
 async fn respond_to(
-    app: &Arc<App>,
+    exporter: &Arc<Exporter>,
     peer: SocketAddr,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let web = app.web();
+    let web = exporter.web();
     let mut response = match authorize(&web, peer, &request).await {
         Some(refusal) => refusal,
-        None => handle(app, request).await,
+        None => handle(exporter, request).await,
     };
     for (name, value) in web.response_headers() {
         response.headers_mut().insert(name.clone(), value.clone());
@@ -152,18 +161,18 @@ async fn authorize(
 }
 
 /// Routes one request.
-async fn handle(app: &Arc<App>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(exporter: &Arc<Exporter>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = request.uri().path();
     match (request.method(), path) {
-        (&Method::GET, "/probe") => probe(app, &request).await,
-        (&Method::GET, "/metrics") => own_metrics(app, &request).await,
-        (&Method::GET, "/sd") => service_discovery(app, &request),
+        (&Method::GET, "/probe") => probe(exporter, &request).await,
+        (&Method::GET, "/metrics") => own_metrics(exporter, &request).await,
+        (&Method::GET, "/sd") => service_discovery(exporter, &request),
         (&Method::GET | &Method::HEAD, "/-/healthy") => text(StatusCode::OK, "Healthy\n"),
         (&Method::GET | &Method::HEAD, "/-/ready") => text(StatusCode::OK, "Ready\n"),
         (&Method::POST | &Method::PUT, "/-/reload") => {
             // The body, if any, is not used; drain it so the connection stays usable.
             let _ = request.into_body().collect().await;
-            match app.reload() {
+            match exporter.reload() {
                 Ok(()) => text(StatusCode::OK, "configuration reloaded\n"),
                 Err(error) => text(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -176,7 +185,7 @@ async fn handle(app: &Arc<App>, request: Request<Incoming>) -> Response<Full<Byt
         (&Method::GET, "/") => respond(
             StatusCode::OK,
             "text/html; charset=utf-8",
-            landing_page(app),
+            landing_page(exporter),
         ),
         (_, "/probe" | "/metrics" | "/sd" | "/-/healthy" | "/-/ready" | "/-/reload" | "/") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
@@ -186,7 +195,7 @@ async fn handle(app: &Arc<App>, request: Request<Incoming>) -> Response<Full<Byt
 }
 
 /// `GET /probe[?connector=NAME]`: probes one connector, or all, and returns their metrics.
-async fn probe(app: &Arc<App>, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn probe(exporter: &Arc<Exporter>, request: &Request<Incoming>) -> Response<Full<Bytes>> {
     let deadline = deadline_of(request);
     let connector = query_param(request.uri().query().unwrap_or(""), "connector");
     let probed = match connector.as_deref() {
@@ -196,8 +205,9 @@ async fn probe(app: &Arc<App>, request: &Request<Incoming>) -> Response<Full<Byt
                 "the connector parameter is empty\n",
             );
         }
-        Some(name) => match app.probe(name, deadline).await {
-            Some(probed) => vec![probed],
+        Some(name) => match exporter.probe(name, deadline).await {
+            Some(Ok(probed)) => vec![probed],
+            Some(Err(throttled)) => return throttled_answer(&throttled),
             None => {
                 return text(
                     StatusCode::BAD_REQUEST,
@@ -205,34 +215,46 @@ async fn probe(app: &Arc<App>, request: &Request<Incoming>) -> Response<Full<Byt
                 );
             }
         },
-        None => app.probe_all(deadline).await,
+        // A connector whose probe could not run is left out of the answer: the others' series
+        // stand, and /metrics counts the one that did not run.
+        None => exporter
+            .probe_all(deadline)
+            .await
+            .into_iter()
+            .filter_map(Result::ok)
+            .collect(),
     };
-    let queue = app.postfix_queue(PROBE_QUEUE_MAX_AGE).await;
-    let mut metrics = ProbeMetrics::new();
-    for each in &probed {
-        metrics.add(&each.report, &each.state, each.at);
-    }
-    if let Some(summary) = &queue {
-        metrics.add_queue(summary);
-    }
+    let queue = exporter.postfix_queue(PROBE_QUEUE_MAX_AGE).await;
     let format = format_of(request);
-    respond(
-        StatusCode::OK,
-        format.content_type(),
-        metrics.encode(format),
+    let body = ProbeMetrics::new(&probed, queue.as_deref()).encode(format);
+    respond(StatusCode::OK, format.content_type(), body)
+}
+
+/// The answer to a scrape of one connector whose probe could not run: a failed scrape (503), so
+/// that the target's `up` is 0 and the scrape alert fires, not a mail flow alert.
+fn throttled_answer(throttled: &Throttled) -> Response<Full<Bytes>> {
+    text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "connector {:?} was not probed: the exporter had no free connection to {} before the \
+             deadline (too many probes at once; see --probe.max-connections and \
+             --probe.max-connections-per-address). This says nothing about the connector.\n",
+            throttled.connector.name, throttled.no_slot.address
+        ),
     )
 }
 
 /// `GET /metrics`: the exporter's own metrics and the Postfix queue.
-async fn own_metrics(app: &Arc<App>, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let queue = app.postfix_queue(METRICS_QUEUE_MAX_AGE).await;
-    let loaded = app.loaded();
-    let connectors = loaded.config.connectors.iter().map(|c| c.name.as_str());
+async fn own_metrics(
+    exporter: &Arc<Exporter>,
+    request: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let queue = exporter.postfix_queue(METRICS_QUEUE_MAX_AGE).await;
+    let loaded = exporter.loaded();
     let format = format_of(request);
-    let body = app.metrics().encode(
-        format,
-        queue.as_deref().map(|summary| (summary, connectors)),
-    );
+    let body = exporter
+        .metrics()
+        .encode(format, &loaded.config, queue.as_deref());
     respond(StatusCode::OK, format.content_type(), body)
 }
 
@@ -264,7 +286,10 @@ fn deadline_of(request: &Request<Incoming>) -> Instant {
 }
 
 /// `GET /sd`: one Prometheus HTTP SD target group per connector, pointing back at this exporter.
-fn service_discovery(app: &Arc<App>, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn service_discovery(
+    exporter: &Arc<Exporter>,
+    request: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let Some(target) = request
         .headers()
         .get(hyper::header::HOST)
@@ -273,7 +298,7 @@ fn service_discovery(app: &Arc<App>, request: &Request<Incoming>) -> Response<Fu
     else {
         return text(StatusCode::BAD_REQUEST, "a Host header is required\n");
     };
-    let groups: Vec<serde_json::Value> = app
+    let groups: Vec<serde_json::Value> = exporter
         .loaded()
         .config
         .connectors
@@ -290,12 +315,12 @@ fn service_discovery(app: &Arc<App>, request: &Request<Incoming>) -> Response<Fu
 }
 
 /// `GET /`: the connectors, their last code and queue age, and links.
-fn landing_page(app: &Arc<App>) -> String {
+fn landing_page(exporter: &Arc<Exporter>) -> String {
     let now = SystemTime::now();
     let mut rows = String::new();
-    for connector in &app.loaded().config.connectors {
+    for connector in &exporter.loaded().config.connectors {
         let name = &connector.name;
-        let (code, reason, age) = match app.state_of(name) {
+        let (code, reason, age) = match exporter.state_of(name) {
             Some(state) => match state.last_outcome {
                 Some(Ok(())) => ("ok".to_owned(), String::new(), state.queue_age(now)),
                 Some(Err(f)) => (
@@ -369,21 +394,4 @@ fn respond(status: StatusCode, content_type: &'static str, body: String) -> Resp
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_parameters_are_decoded() {
-        assert_eq!(
-            query_param("connector=a.b-c", "connector").as_deref(),
-            Some("a.b-c")
-        );
-        assert_eq!(
-            query_param("x=1&connector=a%2Db", "connector").as_deref(),
-            Some("a-b")
-        );
-        assert_eq!(query_param("x=1", "connector"), None);
-        assert_eq!(query_param("connector=%zz", "connector"), None);
-        assert_eq!(query_param("connector", "connector").as_deref(), Some(""));
-    }
-}
+mod tests;

@@ -1,0 +1,406 @@
+//! The series of one `/probe` scrape, from the probes it ran and the connectors' state right after
+//! them. As in the blackbox exporter, a scrape writes the series of the probes it ran and only
+//! those: no series of a connector outlives its probe. They are streamed straight into the
+//! exposition text, family after family, so that a scrape of thousands of connectors costs the
+//! text and little else.
+
+use std::sync::Arc;
+
+use crate::exporter::FinishedProbe;
+use crate::outcome::{Code, code_of};
+use crate::postfix::QueueSummary;
+use crate::probe::TargetReport;
+use crate::state::unix_seconds;
+
+use super::labels::{
+    AddressLabels, CertificateLabels, ConnectorCodeLabels, ConnectorLabels, ConnectorPhaseLabels,
+    FailureLabels, TargetCodeLabels, TargetLabels, TlsLabels,
+};
+use super::postfix::write_queue;
+use super::text::{Exposition, Family, Format, flag};
+
+const PROBE_SUCCESS: Family<ConnectorLabels<'static>> = Family::gauge(
+    "mailflow_probe_success",
+    "1 if the connector delivered (code ok)",
+);
+const PROBE_STATUS: Family<ConnectorCodeLabels<'static>> = Family::gauge(
+    "mailflow_probe_status",
+    "The connector's code: one series per code, exactly one is 1",
+);
+const PROBE_FAILURE_INFO: Family<FailureLabels<'static>> = Family::gauge(
+    "mailflow_probe_failure_info",
+    "1 while the connector fails, with the code, phase, reason and server reply code",
+);
+const PROBE_DURATION: Family<ConnectorLabels<'static>> = Family::gauge(
+    "mailflow_probe_duration_seconds",
+    "How long the whole probe took",
+);
+const PROBE_PHASE_DURATION: Family<ConnectorPhaseLabels<'static>> = Family::gauge(
+    "mailflow_probe_phase_duration_seconds",
+    "How long each phase took, on the preferred delivering (else preferred) address",
+);
+const TARGET_SUCCESS: Family<TargetLabels<'static>> =
+    Family::gauge("mailflow_target_success", "1 if this address delivered");
+const TARGET_STATUS: Family<TargetCodeLabels<'static>> = Family::gauge(
+    "mailflow_target_status",
+    "The address's own code: one series per code, exactly one is 1",
+);
+const TLS_INFO: Family<TlsLabels<'static>> =
+    Family::gauge("mailflow_tls_info", "1 where TLS was negotiated");
+const TLS_FALLBACK: Family<AddressLabels<'static>> = Family::gauge(
+    "mailflow_tls_fallback",
+    "1 where the TLS handshake failed under opportunistic and the exchange completed without TLS",
+);
+const CERTIFICATE_NOT_AFTER: Family<CertificateLabels<'static>> = Family::gauge(
+    "mailflow_certificate_not_after_timestamp_seconds",
+    "When the server's leaf certificate expires",
+);
+const CERTIFICATE_CHAIN_NOT_AFTER: Family<AddressLabels<'static>> = Family::gauge(
+    "mailflow_certificate_chain_not_after_timestamp_seconds",
+    "The earliest expiry in the presented chain",
+);
+const CERTIFICATE_VALID: Family<AddressLabels<'static>> = Family::gauge(
+    "mailflow_certificate_valid",
+    "1 if the certificate passes full validation (chain and name), enforced or not",
+);
+const PROBES: Family<ConnectorLabels<'static>> = Family::counter("mailflow_probes", "Probes run");
+const PROBE_FAILURES: Family<ConnectorCodeLabels<'static>> =
+    Family::counter("mailflow_probe_failures", "Failed probes, by code");
+const QUEUE_AGE: Family<ConnectorLabels<'static>> = Family::gauge(
+    "mailflow_queue_age_seconds",
+    "Age of the oldest message that would be queued: time since the failure streak began",
+);
+const QUEUE_EXPIRY: Family<ConnectorLabels<'static>> = Family::gauge(
+    "mailflow_queue_expiry_seconds",
+    "The retry window after which queued mail bounces",
+);
+const LAST_SUCCESS: Family<ConnectorLabels<'static>> = Family::gauge(
+    "mailflow_last_success_timestamp_seconds",
+    "When the connector last delivered",
+);
+
+/// The probes of one scrape, to be written as metrics.
+pub struct ProbeMetrics<'a> {
+    /// The probes, in the order their series are written.
+    probes: &'a [Arc<FinishedProbe>],
+    /// The Postfix queue, counted per connector, when it is read.
+    queue: Option<&'a QueueSummary>,
+}
+
+impl<'a> ProbeMetrics<'a> {
+    /// The series of `probes`, with the Postfix queue series of the probed connectors when a
+    /// `queue` reading is given.
+    pub fn new(probes: &'a [Arc<FinishedProbe>], queue: Option<&'a QueueSummary>) -> Self {
+        ProbeMetrics { probes, queue }
+    }
+
+    /// The exposition, in `format`.
+    pub fn encode(&self, format: Format) -> String {
+        // About 4 KiB per connector with TLS; growing the string is cheap anyway.
+        let mut exposition = Exposition::new(format, 4096 * self.probes.len());
+        self.write_outcomes(&mut exposition);
+        self.write_targets(&mut exposition);
+        self.write_certificates(&mut exposition);
+        self.write_history(&mut exposition);
+        if let Some(summary) = self.queue {
+            let connectors = self.probes.iter().map(|p| name(p));
+            write_queue(&mut exposition, summary, connectors);
+        }
+        exposition.finish()
+    }
+
+    fn write_outcomes(&self, exposition: &mut Exposition) {
+        let mut success = exposition.family(&PROBE_SUCCESS);
+        for p in self.probes {
+            success.sample(connector(p), flag(p.report.outcome.is_ok()));
+        }
+        let mut status = exposition.family(&PROBE_STATUS);
+        for p in self.probes {
+            let code = code_of(&p.report.outcome);
+            for each in Code::ALL {
+                let labels = ConnectorCodeLabels {
+                    connector: name(p),
+                    code: each,
+                };
+                status.sample(labels, flag(each == code));
+            }
+        }
+        let mut failure_info = exposition.family(&PROBE_FAILURE_INFO);
+        for p in self.probes {
+            if let Err(failure) = &p.report.outcome {
+                let reply = failure.reply().map(|r| r.to_string()).unwrap_or_default();
+                let labels = FailureLabels {
+                    connector: name(p),
+                    code: failure.code(),
+                    phase: failure.phase(),
+                    reason: failure.reason().as_str(),
+                    reply: &reply,
+                };
+                failure_info.sample(labels, 1.0);
+            }
+        }
+        let mut duration = exposition.family(&PROBE_DURATION);
+        for p in self.probes {
+            duration.sample(connector(p), p.report.duration.as_secs_f64());
+        }
+        let mut phase_duration = exposition.family(&PROBE_PHASE_DURATION);
+        for p in self.probes {
+            for (phase, elapsed) in p.report.representative().map_or(&[][..], |t| &t.phases) {
+                let labels = ConnectorPhaseLabels {
+                    connector: name(p),
+                    phase: *phase,
+                };
+                phase_duration.sample(labels, elapsed.as_secs_f64());
+            }
+        }
+    }
+
+    fn write_targets(&self, exposition: &mut Exposition) {
+        let mut success = exposition.family(&TARGET_SUCCESS);
+        self.each_target(|p, t, address| {
+            let labels = TargetLabels {
+                connector: name(p),
+                host: &t.host,
+                address,
+            };
+            success.sample(labels, flag(t.outcome.is_ok()));
+        });
+        let mut status = exposition.family(&TARGET_STATUS);
+        self.each_target(|p, t, address| {
+            let code = code_of(&t.outcome);
+            for each in Code::ALL {
+                let labels = TargetCodeLabels {
+                    connector: name(p),
+                    host: &t.host,
+                    address,
+                    code: each,
+                };
+                status.sample(labels, flag(each == code));
+            }
+        });
+        let mut tls_info = exposition.family(&TLS_INFO);
+        self.each_target(|p, t, address| {
+            if let Some(tls) = &t.tls {
+                let labels = TlsLabels {
+                    connector: name(p),
+                    address,
+                    version: tls.version,
+                    cipher: tls.cipher,
+                };
+                tls_info.sample(labels, 1.0);
+            }
+        });
+        // Like mailflow_tls_info, only where it is 1: an address shows one or the other when its
+        // STARTTLS was answered under opportunistic TLS.
+        let mut tls_fallback = exposition.family(&TLS_FALLBACK);
+        self.each_target(|p, t, address| {
+            if t.tls_fallback.is_some() && t.outcome.is_ok() {
+                let labels = AddressLabels {
+                    connector: name(p),
+                    address,
+                };
+                tls_fallback.sample(labels, 1.0);
+            }
+        });
+    }
+
+    fn write_certificates(&self, exposition: &mut Exposition) {
+        let mut not_after = exposition.family(&CERTIFICATE_NOT_AFTER);
+        self.each_target(|p, t, address| {
+            if let Some(c) = t.tls.as_ref().and_then(|tls| tls.certificate.as_ref()) {
+                let labels = CertificateLabels {
+                    connector: name(p),
+                    address,
+                    subject: &c.subject,
+                    issuer: &c.issuer,
+                    serial: &c.serial,
+                };
+                not_after.sample(labels, c.not_after as f64);
+            }
+        });
+        let mut chain_not_after = exposition.family(&CERTIFICATE_CHAIN_NOT_AFTER);
+        self.each_target(|p, t, address| {
+            if let Some(c) = t.tls.as_ref().and_then(|tls| tls.certificate.as_ref()) {
+                let labels = AddressLabels {
+                    connector: name(p),
+                    address,
+                };
+                chain_not_after.sample(labels, c.chain_not_after as f64);
+            }
+        });
+        let mut valid = exposition.family(&CERTIFICATE_VALID);
+        self.each_target(|p, t, address| {
+            if let Some(c) = t.tls.as_ref().and_then(|tls| tls.certificate.as_ref()) {
+                let labels = AddressLabels {
+                    connector: name(p),
+                    address,
+                };
+                valid.sample(labels, flag(c.valid()));
+            }
+        });
+    }
+
+    fn write_history(&self, exposition: &mut Exposition) {
+        let mut probes = exposition.family(&PROBES);
+        for p in self.probes {
+            probes.sample(connector(p), p.state.probes as f64);
+        }
+        let mut failures = exposition.family(&PROBE_FAILURES);
+        for p in self.probes {
+            for code in Code::ALL.into_iter().filter(|c| *c != Code::Ok) {
+                let labels = ConnectorCodeLabels {
+                    connector: name(p),
+                    code,
+                };
+                failures.sample(labels, p.state.failures_with(code) as f64);
+            }
+        }
+        let mut queue_age = exposition.family(&QUEUE_AGE);
+        for p in self.probes {
+            queue_age.sample(connector(p), p.state.queue_age(p.at).as_secs_f64());
+        }
+        let mut queue_expiry = exposition.family(&QUEUE_EXPIRY);
+        for p in self.probes {
+            let expiry = p.report.connector.queue_expiry.as_secs_f64();
+            queue_expiry.sample(connector(p), expiry);
+        }
+        let mut last_success = exposition.family(&LAST_SUCCESS);
+        for p in self.probes {
+            if let Some(last) = p.state.last_success {
+                last_success.sample(connector(p), unix_seconds(last));
+            }
+        }
+    }
+
+    /// Calls `write` for every address of every probe, with the address as a label value
+    /// (empty when the host did not resolve).
+    fn each_target(&self, mut write: impl FnMut(&FinishedProbe, &TargetReport, &str)) {
+        for p in self.probes {
+            for target in &p.report.targets {
+                let address = target.address.map(|a| a.to_string()).unwrap_or_default();
+                write(p, target, &address);
+            }
+        }
+    }
+}
+
+/// The name of the probed connector.
+fn name(p: &FinishedProbe) -> &str {
+    &p.report.connector.name
+}
+
+/// The labels of the probed connector's own series.
+fn connector(p: &FinishedProbe) -> ConnectorLabels<'_> {
+    ConnectorLabels { connector: name(p) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+    use crate::outcome::{Failure, Phase, SmtpFault, SmtpStep, TlsFailure};
+    use crate::probe::Report;
+    use crate::state::ConnectorState;
+    use std::path::Path;
+    use std::time::{Duration, SystemTime};
+
+    fn finished(outcome: crate::outcome::Outcome, state: ConnectorState) -> Arc<FinishedProbe> {
+        finished_with(outcome, state, None)
+    }
+
+    fn finished_with(
+        outcome: crate::outcome::Outcome,
+        state: ConnectorState,
+        tls_fallback: Option<TlsFailure>,
+    ) -> Arc<FinishedProbe> {
+        let config = parse(
+            "connectors:\n  - name: c1\n    smart_hosts: [127.0.0.1]\n",
+            Path::new("t.yml"),
+        )
+        .expect("config");
+        let report = Report {
+            connector: config.connectors[0].clone(),
+            outcome,
+            duration: Duration::from_millis(5),
+            targets: vec![TargetReport {
+                host: "127.0.0.1".into(),
+                address: Some("127.0.0.1".parse().expect("ip")),
+                outcome,
+                phases: vec![(Phase::Connect, Duration::from_millis(1))],
+                tls: None,
+                last_reply: None,
+                tls_fallback,
+            }],
+        };
+        Arc::new(FinishedProbe {
+            report,
+            state,
+            at: SystemTime::now(),
+        })
+    }
+
+    #[test]
+    fn a_failing_probe_exposes_its_code_phase_and_reason() {
+        let failure = Failure::Smtp(SmtpStep::Greeting, SmtpFault::Reply(421));
+        let mut failures = [0; 8];
+        failures[4] = 2;
+        let state = ConnectorState {
+            probes: 3,
+            failures,
+            ..ConnectorState::default()
+        };
+        let probes = [finished(Err(failure), state)];
+        let text = ProbeMetrics::new(&probes, None).encode(Format::Text);
+        for line in [
+            "mailflow_probe_success{connector=\"c1\"} 0",
+            "mailflow_probe_status{connector=\"c1\",code=\"4.4.317\"} 1",
+            "mailflow_probe_status{connector=\"c1\",code=\"ok\"} 0",
+            "mailflow_probe_failure_info{connector=\"c1\",code=\"4.4.317\",phase=\"greeting\",reason=\"reply_4xx\",reply=\"421\"} 1",
+            "mailflow_probes_total{connector=\"c1\"} 3",
+            "mailflow_probe_failures_total{connector=\"c1\",code=\"4.4.317\"} 2",
+            "mailflow_target_status{connector=\"c1\",host=\"127.0.0.1\",address=\"127.0.0.1\",code=\"4.4.317\"} 1",
+            "mailflow_probe_phase_duration_seconds{connector=\"c1\",phase=\"connect\"} 0.001",
+            "mailflow_queue_expiry_seconds{connector=\"c1\"} 86400",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+        assert!(!text.contains("mailflow_last_success_timestamp_seconds{"));
+        assert!(!text.contains("# EOF"));
+    }
+
+    #[test]
+    fn a_delivering_probe_has_no_failure_info() {
+        let state = ConnectorState {
+            last_success: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(100)),
+            ..ConnectorState::default()
+        };
+        let probes = [finished(Ok(()), state)];
+        let text = ProbeMetrics::new(&probes, None).encode(Format::OpenMetrics);
+        assert!(text.contains("mailflow_probe_success{connector=\"c1\"} 1\n"));
+        assert!(!text.contains("mailflow_probe_failure_info{"));
+        assert!(text.contains("mailflow_last_success_timestamp_seconds{connector=\"c1\"} 100\n"));
+        assert!(text.contains("# TYPE mailflow_probes counter\nmailflow_probes_total{"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn a_plain_text_fallback_shows_where_it_delivered() {
+        let fallback = Some(TlsFailure::Handshake);
+        let probes = [finished_with(Ok(()), ConnectorState::default(), fallback)];
+        let text = ProbeMetrics::new(&probes, None).encode(Format::Text);
+        assert!(
+            text.contains("\nmailflow_tls_fallback{connector=\"c1\",address=\"127.0.0.1\"} 1\n"),
+            "{text}"
+        );
+        // A fallback that did not deliver is the failure it ended in; no TLS at all, nothing.
+        let failure = Failure::Smtp(SmtpStep::Greeting, SmtpFault::Reply(554));
+        for probe in [
+            finished_with(Err(failure), ConnectorState::default(), fallback),
+            finished(Ok(()), ConnectorState::default()),
+        ] {
+            let text = ProbeMetrics::new(&[probe], None).encode(Format::Text);
+            assert!(text.contains("# TYPE mailflow_tls_fallback gauge\n"));
+            assert!(!text.contains("mailflow_tls_fallback{"), "{text}");
+        }
+    }
+}
