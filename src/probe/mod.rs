@@ -12,6 +12,7 @@ mod attempt;
 pub mod dns;
 mod hello;
 pub mod limits;
+pub mod mta_sts;
 mod quickack;
 mod report;
 mod resolve;

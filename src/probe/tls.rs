@@ -376,7 +376,10 @@ fn classify_certificate_error(error: &rustls::Error) -> CertificateFailure {
 /// Why a handshake failed. A server that offered a version older than TLS 1.2 shares none with
 /// the probe, whatever error that became; otherwise the rustls error inside the io error
 /// decides, else the io kind.
-fn classify_handshake_error(error: &std::io::Error, offered: Option<OldTlsVersion>) -> TlsFailure {
+pub(crate) fn classify_handshake_error(
+    error: &std::io::Error,
+    offered: Option<OldTlsVersion>,
+) -> TlsFailure {
     if offered.is_some() {
         return TlsFailure::Version(offered);
     }
