@@ -381,6 +381,24 @@ fn certificate_trust_and_signature() {
             &[("tls_domain", "localhost")],
             CERT_UNTRUSTED,
         ),
+        // Self-signed with the CA flag, as `openssl req -x509` makes it: untrusted too.
+        Case::pf(
+            "sca_cert",
+            "selfsigned_ca",
+            "certificate_validation",
+            &[],
+            CERT_UNTRUSTED,
+        )
+        .certificate(&c.selfsigned_ca, 0.0),
+        Case::pf(
+            "sca_dom",
+            "selfsigned_ca",
+            "domain_validation",
+            &[("tls_domain", "mx.mf.test")],
+            CERT_UNTRUSTED,
+        ),
+        Case::pf("sca_enc", "selfsigned_ca", "encryption_only", &[], OK)
+            .certificate(&c.selfsigned_ca, 0.0),
         Case::entry("noca", no_ca_file, CERT_UNTRUSTED),
         Case::pf(
             "b_cert",
