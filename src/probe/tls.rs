@@ -28,7 +28,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
-use crate::config::{TlsSettings, TrustAnchors};
+use crate::config::{TlsDomain, TlsSettings, TrustAnchors};
 use crate::outcome::{Breakdown, CertificateFailure, OldTlsVersion, TlsFailure};
 use crate::tls_signatures::HandshakeSignatures;
 
@@ -142,15 +142,13 @@ pub enum ExpectedName {
     AnyUnder(String),
 }
 
-impl ExpectedName {
+impl From<&TlsDomain> for ExpectedName {
     /// The name a connector's `tls_domain` asks for: `*.domain` is any host directly under
-    /// `domain`, anything else exactly that name; `None` when it is not a DNS name.
-    pub fn from_tls_domain(tls_domain: &str) -> Option<Self> {
-        match tls_domain.strip_prefix("*.") {
-            Some(parent) => Some(ExpectedName::AnyUnder(parent.to_owned())),
-            None => ServerName::try_from(tls_domain.to_owned())
-                .ok()
-                .map(ExpectedName::Exact),
+    /// `domain`, anything else exactly that name.
+    fn from(tls_domain: &TlsDomain) -> Self {
+        match tls_domain {
+            TlsDomain::Exact(name) => ExpectedName::Exact(name.server_name()),
+            TlsDomain::Wildcard(parent) => ExpectedName::AnyUnder(parent.to_string()),
         }
     }
 }
@@ -551,7 +549,7 @@ mod tests {
         chain: &[CertificateDer<'static>],
         expected: &str,
     ) -> Option<CertificateFailure> {
-        let expected = ExpectedName::from_tls_domain(expected).expect("name");
+        let expected = ExpectedName::from(&expected.parse::<TlsDomain>().expect("name"));
         validator
             .certificate_facts(chain, &expected, UnixTime::now())
             .expect("facts")
@@ -716,7 +714,7 @@ mod tests {
         chain: CertificateDer<'static>,
         expected: &str,
     ) -> Option<CertificateFailure> {
-        let expected = ExpectedName::from_tls_domain(expected).expect("name");
+        let expected = ExpectedName::from(&expected.parse::<TlsDomain>().expect("name"));
         validator
             .certificate_facts(&[chain], &expected, UnixTime::now())
             .expect("facts")
