@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod mta_sts_world;
 pub mod net;
 pub mod postfix;
+pub mod postfix_sender;
 pub mod postfix_services;
 pub mod prometheus;
 pub mod reaper;

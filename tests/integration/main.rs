@@ -11,6 +11,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod agreement;
 mod cli;
 mod fixtures;
 mod http_api;
