@@ -316,10 +316,10 @@ impl<'a> Attempt<'a> {
     /// Records a phase's duration (adding to it when the phase repeats) and the last reply.
     fn record<S>(&mut self, phase: Phase, started: Instant, session: &Session<S>) {
         self.add_phase(phase, started.elapsed());
-        if let Some(reply) = session.last_reply() {
-            if self.last_reply.as_deref() != Some(reply) {
-                self.last_reply = Some(reply.to_owned());
-            }
+        if let Some(reply) = session.last_reply()
+            && self.last_reply.as_deref() != Some(reply)
+        {
+            self.last_reply = Some(reply.to_owned());
         }
     }
 

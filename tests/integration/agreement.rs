@@ -38,13 +38,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::common::certs::certs;
 use crate::common::exporter::{Exporter, config, connector};
 use crate::common::metrics::Metrics;
 use crate::common::net::closed_port;
-use crate::common::postfix::postfix;
-use crate::common::postfix_sender::{Delivery, Route, Sender, SenderMode};
 use crate::common::smtp::{Dialogue, End, Server};
+use crate::system::certs::certs;
+use crate::system::postfix::postfix;
+use crate::system::postfix_sender::{Delivery, Route, Sender, SenderMode};
 
 /// The envelope sender of the test messages, and of the exporter's envelope test.
 const MAIL_FROM: &str = "sender@test.invalid";
@@ -344,7 +344,7 @@ fn the_exporter_says_ok_exactly_when_a_sending_postfix_delivers() {
     }
 
     // The exporter's word on every connector, from one scrape of all of them.
-    let exporter = Exporter::start(&config(false, &entries));
+    let exporter = Exporter::start(&config(None, &entries));
     let metrics = exporter.probe_path("/probe");
     let said: BTreeMap<&str, Verdict> = cases
         .iter()
