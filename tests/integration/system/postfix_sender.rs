@@ -38,6 +38,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::dns_wire::{RCODE_NXDOMAIN, TYPE_A, query};
@@ -325,10 +326,15 @@ impl Sender {
 
     /// dnsmasq on port 53 of a loopback address of its own (a resolv.conf can't name a port).
     fn start_dns(&mut self) {
+        // Each sender of this process tries its own addresses: two tests with a sender each run
+        // at once, and one's dnsmasq must not pass for the other's.
+        static SENDERS: AtomicU32 = AtomicU32::new(0);
+        let sender = SENDERS.fetch_add(1, Ordering::Relaxed);
         let log = self.dir.path().join("dnsmasq.log");
         let pid = std::process::id();
         for attempt in 0..8u32 {
-            let seed = pid.wrapping_add(attempt.wrapping_mul(7919));
+            let try_number = sender.wrapping_mul(8).wrapping_add(attempt);
+            let seed = pid.wrapping_add(try_number.wrapping_mul(7919));
             let addr = Ipv4Addr::new(127, 53, (seed >> 8) as u8, (seed % 250 + 2) as u8);
             let mut child = Command::new("/usr/sbin/dnsmasq")
                 .args([
