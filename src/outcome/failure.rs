@@ -128,6 +128,7 @@ impl MtaStsFailure {
     pub fn under_enforce(failure: Failure) -> Failure {
         let required = match failure {
             Failure::Starttls(starttls) => TlsRequired::Starttls(starttls),
+            Failure::Tls(TlsFailure::Version(offered)) => TlsRequired::Version(offered),
             Failure::Tls(TlsFailure::Handshake) => TlsRequired::Handshake,
             Failure::Tls(TlsFailure::Broken(_) | TlsFailure::Certificate(_))
             | Failure::Dns(_)
@@ -145,7 +146,10 @@ impl MtaStsFailure {
 pub enum TlsRequired {
     /// STARTTLS was not offered, or was refused.
     Starttls(StarttlsFailure),
-    /// The TLS handshake failed for a reason that is not the certificate.
+    /// The server and the probe share no TLS version (with the old version the server
+    /// offered, when it said).
+    Version(Option<OldTlsVersion>),
+    /// The TLS handshake failed for another reason that is not the certificate.
     Handshake,
 }
 
@@ -153,7 +157,9 @@ impl TlsRequired {
     /// The mail flow code of this failure.
     pub fn code(self) -> Code {
         match self {
-            TlsRequired::Starttls(_) | TlsRequired::Handshake => Code::StarttlsNotSupported,
+            TlsRequired::Starttls(_) | TlsRequired::Version(_) | TlsRequired::Handshake => {
+                Code::StarttlsNotSupported
+            }
         }
     }
 
@@ -161,7 +167,7 @@ impl TlsRequired {
     pub fn phase(self) -> Phase {
         match self {
             TlsRequired::Starttls(_) => Phase::Starttls,
-            TlsRequired::Handshake => Phase::Tls,
+            TlsRequired::Version(_) | TlsRequired::Handshake => Phase::Tls,
         }
     }
 
@@ -169,6 +175,7 @@ impl TlsRequired {
     pub fn reason(self) -> Reason {
         match self {
             TlsRequired::Starttls(failure) => failure.reason(),
+            TlsRequired::Version(_) => Reason::TlsVersion,
             TlsRequired::Handshake => Reason::TlsHandshake,
         }
     }
@@ -177,7 +184,7 @@ impl TlsRequired {
     pub fn reply(self) -> Option<u16> {
         match self {
             TlsRequired::Starttls(failure) => failure.reply(),
-            TlsRequired::Handshake => None,
+            TlsRequired::Version(_) | TlsRequired::Handshake => None,
         }
     }
 }
@@ -403,7 +410,12 @@ impl StarttlsFailure {
 /// Why TLS failed: the handshake, or the certificate checks the connector asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TlsFailure {
-    /// The handshake failed for a reason that is not the certificate (ciphers, alerts, garbage).
+    /// The server and the probe share no TLS version: the server speaks only versions older
+    /// than TLS 1.2, which Exchange Online never sends with. Carries the version the server's
+    /// ServerHello offered, when it sent one (a server may refuse with an alert instead).
+    Version(Option<OldTlsVersion>),
+    /// The handshake failed for another reason that is not the certificate (ciphers, alerts,
+    /// garbage).
     Handshake,
     /// The connection broke off, or the server fell silent, during the handshake.
     Broken(Breakdown),
@@ -415,7 +427,7 @@ impl TlsFailure {
     /// The mail flow code of this failure.
     pub fn code(self) -> Code {
         match self {
-            TlsFailure::Handshake => Code::CannotConnect,
+            TlsFailure::Version(_) | TlsFailure::Handshake => Code::CannotConnect,
             TlsFailure::Broken(breakdown) => breakdown.code(),
             TlsFailure::Certificate(failure) => failure.code(),
         }
@@ -424,10 +436,39 @@ impl TlsFailure {
     /// The label value of this failure.
     pub fn reason(self) -> Reason {
         match self {
+            TlsFailure::Version(_) => Reason::TlsVersion,
             TlsFailure::Handshake => Reason::TlsHandshake,
             TlsFailure::Broken(breakdown) => breakdown.reason(),
             TlsFailure::Certificate(failure) => failure.reason(),
         }
+    }
+}
+
+/// A TLS version older than the ones the probe speaks (TLS 1.2 and 1.3), as a server offered it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OldTlsVersion {
+    /// SSL 3.0.
+    Ssl3,
+    /// TLS 1.0.
+    Tls10,
+    /// TLS 1.1.
+    Tls11,
+}
+
+impl OldTlsVersion {
+    /// The version's name, for people (never a label value).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OldTlsVersion::Ssl3 => "SSL 3.0",
+            OldTlsVersion::Tls10 => "TLS 1.0",
+            OldTlsVersion::Tls11 => "TLS 1.1",
+        }
+    }
+}
+
+impl std::fmt::Display for OldTlsVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -531,6 +572,18 @@ mod tests {
                 "4.4.317",
             ),
             (
+                Tls(TlsFailure::Version(Some(OldTlsVersion::Tls10))),
+                "tls",
+                "tls_version",
+                "4.4.317",
+            ),
+            (
+                Tls(TlsFailure::Version(None)),
+                "tls",
+                "tls_version",
+                "4.4.317",
+            ),
+            (
                 Tls(TlsFailure::Handshake),
                 "tls",
                 "tls_handshake",
@@ -624,6 +677,14 @@ mod tests {
                 "4.7.321",
             ),
             (
+                MtaSts(MtaStsFailure::TlsRequired(TlsRequired::Version(Some(
+                    OldTlsVersion::Tls10,
+                )))),
+                "tls",
+                "tls_version",
+                "4.7.321",
+            ),
+            (
                 MtaSts(MtaStsFailure::Certificate(CertificateFailure::Untrusted)),
                 "tls",
                 "cert_untrusted",
@@ -675,6 +736,11 @@ mod tests {
         assert_eq!(
             MtaStsFailure::under_enforce(Failure::Tls(TlsFailure::Handshake)).code(),
             Code::StarttlsNotSupported
+        );
+        let version = MtaStsFailure::under_enforce(Failure::Tls(TlsFailure::Version(None)));
+        assert_eq!(
+            (version.code(), version.phase(), version.reason()),
+            (Code::StarttlsNotSupported, Phase::Tls, Reason::TlsVersion)
         );
         for unchanged in [
             Failure::Tls(TlsFailure::Broken(Breakdown::Reset)),

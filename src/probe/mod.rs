@@ -14,12 +14,15 @@ mod attempt;
 pub mod dane;
 pub mod dns;
 pub mod dnssec;
+mod hello;
 pub mod limits;
 pub mod mta_sts;
 mod quickack;
 mod report;
 mod resolve;
 pub mod smtp;
+#[cfg(test)]
+mod tests;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -33,7 +36,7 @@ use crate::config::{Config, Connector, DnsSettings, TrustAnchors};
 use crate::outcome::{DnsFailure, Failure, MtaStsFailure, Phase, connector_outcome};
 use attempt::Attempt;
 use dns::Dns;
-use limits::Limiter;
+use limits::{Limiter, NoSlot};
 use mta_sts::PolicyDomain;
 use mta_sts::cache::PolicyCache;
 use mta_sts::check::{HostRule, MtaStsReport, StsSetup};
@@ -41,7 +44,7 @@ use mta_sts::fetch::PolicyClient;
 use resolve::ResolvedHost;
 use tls::{ChainValidator, ExpectedName, TlsContext};
 
-pub use report::{Report, TargetReport};
+pub use report::{Report, TargetReport, Throttled};
 
 /// The probes of one configuration, with the resolvers and validators they share.
 #[derive(Debug)]
@@ -160,8 +163,10 @@ impl Engine {
     }
 
     /// Probes the connector `name` by `deadline` (capped further by its own timeout); `None`
-    /// when there is no such connector.
-    pub async fn probe(&self, name: &str, deadline: Instant) -> Option<Report> {
+    /// when there is no such connector. [`Throttled`] when the engine's own caps kept an address
+    /// from being probed and no other address delivered: the connector's outcome is then
+    /// unknown.
+    pub async fn probe(&self, name: &str, deadline: Instant) -> Option<Result<Report, Throttled>> {
         let probe = self.connectors.get(name)?;
         let started = Instant::now();
         let deadline = deadline.min(started + probe.connector.timeout);
@@ -173,19 +178,37 @@ impl Engine {
             resolve::resolve(&probe.connector.route, &probe.dns, deadline),
             self.look_up_mta_sts(probe, policy_deadline),
         );
-        let targets = self
+        let attempts = self
             .fan_out(probe, &hosts, mta_sts.as_mut(), deadline)
             .await;
+        let mut targets = Vec::with_capacity(attempts.len());
+        let mut no_slot = None;
+        for attempt in attempts {
+            match attempt {
+                Ok(target) => targets.push(target),
+                Err(missed) => {
+                    no_slot.get_or_insert(missed);
+                }
+            }
+        }
+        let delivered = targets.iter().any(|t| t.outcome.is_ok());
+        if let (Some(no_slot), false) = (no_slot, delivered) {
+            return Some(Err(Throttled {
+                connector: probe.connector.clone(),
+                no_slot,
+                duration: started.elapsed(),
+            }));
+        }
         // A validated connector has at least one host, so at least one target.
         let outcome = connector_outcome(targets.iter().map(|t| &t.outcome))
             .unwrap_or(Err(Failure::Dns(DnsFailure::NoRecords)));
-        Some(Report {
+        Some(Ok(Report {
             connector: probe.connector.clone(),
             outcome,
             duration: started.elapsed(),
             targets,
             mta_sts,
-        })
+        }))
     }
 
     /// The MTA-STS policy and TLS-RPT record of `probe`'s connector, waiting until `deadline`
@@ -214,7 +237,7 @@ impl Engine {
         hosts: &[ResolvedHost],
         mut mta_sts: Option<&mut MtaStsReport>,
         deadline: Instant,
-    ) -> Vec<TargetReport> {
+    ) -> Vec<Result<TargetReport, NoSlot>> {
         let policy_time = mta_sts.as_ref().map(|report| report.elapsed);
         let rules: Vec<HostRule> = hosts
             .iter()
@@ -229,23 +252,27 @@ impl Engine {
             let mut phases = vec![(Phase::Dns, resolved.elapsed)];
             phases.extend(policy_time.map(|elapsed| (Phase::MtaSts, elapsed)));
             match (&resolved.addresses, rule) {
-                (Err(failure), _) => vec![TargetReport {
+                (Err(failure), _) => vec![Ok(TargetReport {
                     host: resolved.host.to_string(),
                     address: None,
                     outcome: Err(Failure::Dns(*failure)),
                     phases,
                     tls: None,
                     last_reply: None,
-                }],
+                    tls_fallback: None,
+                })],
                 (Ok(addresses), HostRule::Refused) => addresses
                     .iter()
-                    .map(|address| TargetReport {
-                        host: resolved.host.to_string(),
-                        address: Some(*address),
-                        outcome: Err(Failure::MtaSts(MtaStsFailure::MxNotInPolicy)),
-                        phases: phases.clone(),
-                        tls: None,
-                        last_reply: None,
+                    .map(|address| {
+                        Ok(TargetReport {
+                            host: resolved.host.to_string(),
+                            address: Some(*address),
+                            outcome: Err(Failure::MtaSts(MtaStsFailure::MxNotInPolicy)),
+                            phases: phases.clone(),
+                            tls: None,
+                            last_reply: None,
+                            tls_fallback: None,
+                        })
                     })
                     .collect(),
                 (Ok(addresses), HostRule::Free | HostRule::Enforced) => {

@@ -20,7 +20,7 @@ use crate::system::certs::certs;
 use crate::system::mta_sts_resolver::Resolver;
 use crate::system::mta_sts_world::{self as sts, world};
 use crate::system::postfix::postfix;
-use crate::system::postfix_sender::{Options, Route, Sender};
+use crate::system::postfix_sender::{Delivery, Route, Sender, SenderMode};
 
 /// One `enforce` case: a recipient domain in the world, the receiving listener, the exporter's
 /// outcome (code, phase, reason), and a known disagreement, if any.
@@ -72,6 +72,13 @@ const CASES: &[Case] = &[
         disagreement: None,
     },
     Case {
+        name: "old-tls",
+        domain: sts::ENFORCE,
+        listener: "tls10",
+        exporter: ("4.7.321", "tls", "tls_version"),
+        disagreement: None,
+    },
+    Case {
         name: "wrong-name",
         domain: sts::ENFORCE,
         listener: "wrongname",
@@ -97,18 +104,14 @@ fn postfix_with_an_mta_sts_resolver_delivers_where_the_exporter_says_ok() {
         .iter()
         .map(|case| Route::new(&format!("{}.agree.test", case.name), &next_hop(case)))
         .collect();
-    let options = Options {
-        nameserver: Some(dns),
-        main_cf: format!(
-            "smtp_tls_policy_maps = {}\nsmtp_tls_CAfile = {}\n\
-             # The MX hosts are 127.0.0.1, which must not be this Postfix's own address (it\n\
-             # would see a loop): it owns ::1 only, and still sends over IPv4.\n\
-             inet_protocols = all\ninet_interfaces = [::1]\n",
-            resolver.policy_map(),
-            certs().ca_file.display()
-        ),
+    let ca_file = certs().ca_file.display().to_string();
+    let policy_map = resolver.policy_map();
+    let mode = SenderMode::MtaSts {
+        ca_file: &ca_file,
+        nameserver: dns,
+        policy_map: &policy_map,
     };
-    let sender = Sender::start_with(&routes, &options);
+    let sender = Sender::start_with(&routes, mode);
     let recipients: Vec<String> = CASES
         .iter()
         .map(|case| format!("user@{}.agree.test", case.name))
@@ -136,14 +139,20 @@ fn postfix_with_an_mta_sts_resolver_delivers_where_the_exporter_says_ok() {
     );
     let exporter = Exporter::start(&yaml);
     let metrics = exporter.probe_path("/probe");
-    let deliveries = sender.wait_deliveries(&recipients, Duration::from_secs(60));
+    let waited: Vec<&str> = recipients.iter().map(String::as_str).collect();
+    let outcomes = sender.wait_outcomes(&waited, Duration::from_secs(60));
 
     let mut table = format!(
         "{:<12} {:<46} {:<9} {}\n",
         "case", "exporter (code phase reason)", "postfix", "resolver's policy for Postfix"
     );
     let mut problems = Vec::new();
-    for (case, delivery) in CASES.iter().zip(&deliveries) {
+    for (case, recipient) in CASES.iter().zip(&recipients) {
+        let (status, why) = match &outcomes[recipient] {
+            Delivery::Sent => ("sent", String::new()),
+            Delivery::Bounced(why) => ("bounced", why.clone()),
+            Delivery::Deferred(why) => ("deferred", why.clone()),
+        };
         let policy = resolver.query(&next_hop(case));
         let code = metrics.code(case.name);
         let outcome = metrics.failure(case.name).map_or(code.clone(), |f| {
@@ -151,20 +160,21 @@ fn postfix_with_an_mta_sts_resolver_delivers_where_the_exporter_says_ok() {
         });
         table.push_str(&format!(
             "{:<12} {:<46} {:<9} {policy}\n",
-            case.name, outcome, delivery.status
+            case.name, outcome, status
         ));
-        table.push_str(&format!("{:<12}   postfix: {}\n", "", delivery.line.trim()));
+        if !why.is_empty() {
+            table.push_str(&format!("{:<12}   postfix: {why}\n", ""));
+        }
         if let Some(note) = case.disagreement {
             table.push_str(&format!("{:<12}   KNOWN DISAGREEMENT: {note}\n", ""));
         }
         let exporter_ok = code == "ok";
-        let postfix_sent = delivery.status == "sent";
+        let postfix_sent = status == "sent";
         let agree = exporter_ok == postfix_sent;
         if agree == case.disagreement.is_some() {
             problems.push(format!(
-                "{}: exporter {outcome}, postfix {} ({})",
+                "{}: exporter {outcome}, postfix {status} ({})",
                 case.name,
-                delivery.status,
                 if agree {
                     "a known disagreement is gone"
                 } else {

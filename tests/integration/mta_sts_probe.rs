@@ -98,6 +98,7 @@ fn enforce_policies_decide_where_the_probe_delivers() {
         mx_connector("wild-two", sts::DEEP_WILDCARD, deep_server.port(), &[]),
         via("no-starttls", sts::ENFORCE, "notls", &[]),
         via("wrong-name", sts::ENFORCE, "wrongname", &[]),
+        via("old-tls", sts::ENFORCE, "tls10", &[]),
         via(
             "tls-domain-only",
             sts::ENFORCE,
@@ -162,6 +163,14 @@ fn enforce_policies_decide_where_the_probe_delivers() {
         "starttls_not_offered",
     );
     e.assert_outcome(&m, "wrong-name", "4.7.5", "tls", "cert_name_mismatch");
+    // Under opportunistic TLS alone this server gets its mail in plain text (a fallback); an
+    // enforce policy rules that out.
+    e.assert_outcome(&m, "old-tls", "4.7.321", "tls", "tls_version");
+    assert!(
+        m.all("mailflow_tls_fallback", &[("connector", "old-tls")])
+            .is_empty(),
+        "no fallback to plain text under an enforce policy"
+    );
     e.assert_outcome(
         &m,
         "tls-domain-only",

@@ -1,16 +1,27 @@
-//! A real Postfix (the Debian package) as a *sender*, whose queue the exporter reads.
+//! A real Postfix (the Debian package) as a *sender*: one whose queue the exporter reads, or one
+//! whose deliveries the agreement test compares with the exporter's word.
 //!
 //! It runs from its own `config_directory`, `queue_directory` and `data_directory` under a
 //! temporary directory (never /etc/postfix), has no SMTP server at all (mail is submitted with
 //! `sendmail -C DIR`), and delivers only over the routes it is given: `transport_maps` sends each
 //! recipient domain to one loopback next hop, and everything else fails locally (`error:`).
-//! `soft_bounce = yes` keeps every failure in the queue as a deferral, and the long back-off keeps
-//! deferred mail where it is (no second attempt during a test), so the queue holds still once
-//! every message has its delay reason.
+//! Two modes ([`SenderMode`]):
+//! - `Hold`: `soft_bounce = yes` keeps every failure in the queue as a deferral, and the long
+//!   back-off keeps deferred mail where it is (no second attempt during a test), so the queue
+//!   holds still once every message has its delay reason. No TLS.
+//! - `Deliver`: configured like Exchange Online's sending side: opportunistic TLS by default,
+//!   TLS 1.2 at least (`smtp_tls_protocols` and `smtp_tls_mandatory_protocols`), the test CA as
+//!   trust anchor, per-route TLS policies, real bounces for refusals, and retries within seconds
+//!   (`queue_run_delay`, `minimal_backoff_time`, `maximal_backoff_time`). [`Sender::wait_outcomes`]
+//!   reads each message's fate from the log (`status=sent`, `bounced`, `deferred`).
+//! - `MtaSts`: as `Deliver`, with its TLS policies from an MTA-STS resolver and its names from
+//!   the MTA-STS world's DNS server (later settings in `main.cf` override earlier ones).
 //!
 //! Name lookups stay on the machine: the `smtp` client runs chrooted in the queue directory,
 //! whose `etc/resolv.conf` names only a dnsmasq started here on a loopback address
-//! (`127.53.x.y:53`, answering NXDOMAIN for `.invalid`, no upstream servers, no /etc/hosts);
+//! (`127.53.x.y:53`, answering NXDOMAIN for `.invalid` and 127.0.0.1 for every name under
+//! `hop.test`, so that routes to one loopback server can each have their own name and TLS
+//! policy; no upstream servers, no /etc/hosts);
 //! glibc reads `/etc/resolv.conf` inside the chroot. No other Postfix process looks names up
 //! (`myhostname` is set, every next hop but the `.invalid` one is an IP literal, `inet_protocols
 //! = ipv4`). [`Sender::dns_queries`] lists what dnsmasq was asked, so a test can check that the
@@ -20,18 +31,16 @@
 //! the default main.cf (Postfix skips that check for root; /etc/postfix/main.cf need not even
 //! exist).
 //!
-//! [`Options`] can point the sender at another DNS server (one that also answers MX lookups)
-//! and add to its `main.cf` (e.g. an MTA-STS policy map); [`Sender::delivery`] reads how each
-//! recipient's delivery ended.
-//!
 //! [`Sender`] stops Postfix (`postfix stop`, waiting for the master to exit) and dnsmasq, and
 //! removes the directory when dropped, also when a test panics.
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::dns_wire::{RCODE_NXDOMAIN, TYPE_A, query};
@@ -67,22 +76,39 @@ impl Route {
     }
 }
 
-/// How a sender differs from the usual one.
-#[derive(Clone, Debug, Default)]
-pub struct Options {
-    /// Resolve names through this DNS server (port 53) instead of a dnsmasq of its own.
-    pub nameserver: Option<Ipv4Addr>,
-    /// Extra `main.cf` lines, after the usual ones (a later setting overrides an earlier one).
-    pub main_cf: String,
+/// How the sender treats failures, and what TLS it speaks.
+#[derive(Clone, Copy, Debug)]
+pub enum SenderMode<'a> {
+    /// Every failure a deferral that stays in the queue, no retry during a test, no TLS.
+    Hold,
+    /// Like Exchange Online's sending side: opportunistic TLS 1.2+ with per-route policies,
+    /// trusting `ca_file`; bounces for refusals; retries within seconds.
+    Deliver {
+        /// The trust anchors (PEM) for the `verify` and `secure` policies.
+        ca_file: &'a str,
+    },
+    /// Like `Deliver`, but as a sender that honours MTA-STS: the TLS policy of each next hop
+    /// comes from an MTA-STS resolver (a socketmap), and names (MX records included) resolve
+    /// through the given DNS server instead of a dnsmasq of the sender's own.
+    MtaSts {
+        /// The trust anchors (PEM) for the `secure` policies the resolver hands out.
+        ca_file: &'a str,
+        /// The DNS server (port 53) of the destinations.
+        nameserver: Ipv4Addr,
+        /// The `smtp_tls_policy_maps` value, e.g. `socketmap:inet:127.0.0.1:8461:postfix`.
+        policy_map: &'a str,
+    },
 }
 
-/// How Postfix's log says one recipient's delivery ended.
+/// What became of one message, from the sender's log.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Delivery {
-    /// `sent`, `deferred` or `bounced`.
-    pub status: String,
-    /// The rest of the log line: the relay, the delays and the reason.
-    pub line: String,
+pub enum Delivery {
+    /// `status=sent`.
+    Sent,
+    /// `status=bounced`, with Postfix's reason.
+    Bounced(String),
+    /// `status=deferred` on the first attempt and on a retry, with the last reason.
+    Deferred(String),
 }
 
 /// The running sender Postfix, and its loopback DNS server.
@@ -93,15 +119,15 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// Starts dnsmasq and Postfix with `routes`; panics (after cleaning up) when either does not
-    /// come up.
+    /// Starts dnsmasq and Postfix with `routes` in mode `Hold`; panics (after cleaning up) when
+    /// either does not come up.
     pub fn start(routes: &[Route]) -> Sender {
-        Sender::start_with(routes, &Options::default())
+        Sender::start_with(routes, SenderMode::Hold)
     }
 
-    /// Starts Postfix with `routes` and `options` (and dnsmasq, unless `options` names a DNS
-    /// server); panics (after cleaning up) when it does not come up.
-    pub fn start_with(routes: &[Route], options: &Options) -> Sender {
+    /// Starts dnsmasq and Postfix with `routes` in `mode`; panics (after cleaning up) when
+    /// either does not come up.
+    pub fn start_with(routes: &[Route], mode: SenderMode<'_>) -> Sender {
         let dir = tempfile::Builder::new()
             .prefix("mailflow-postfix-sender-")
             .tempdir()
@@ -125,9 +151,9 @@ impl Sender {
             .arg(base.join("data")))
         .expect("chown the data directory");
 
-        match options.nameserver {
-            Some(nameserver) => sender.dns_addr = nameserver,
-            None => sender.start_dns(),
+        match mode {
+            SenderMode::MtaSts { nameserver, .. } => sender.dns_addr = nameserver,
+            SenderMode::Hold | SenderMode::Deliver { .. } => sender.start_dns(),
         }
         let conf = sender.conf();
         std::fs::write(
@@ -140,11 +166,7 @@ impl Sender {
         .expect("write the chroot's resolv.conf");
         std::fs::write(base.join("queue/etc/hosts"), "127.0.0.1 localhost\n")
             .expect("write the chroot's hosts");
-        std::fs::write(
-            conf.join("main.cf"),
-            format!("{}{}", main_cf(&base), options.main_cf),
-        )
-        .expect("write main.cf");
+        std::fs::write(conf.join("main.cf"), main_cf(&base, mode)).expect("write main.cf");
         // No smtpd at all; `smtp` (the only service that looks names up) runs chrooted in the
         // queue directory, so that it reads the queue directory's etc/resolv.conf.
         let master_cf = super::postfix_services::internal_services(true);
@@ -188,18 +210,23 @@ impl Sender {
 
     /// Submits one small message from `sender@test.invalid` to `recipient`.
     pub fn send(&self, recipient: &str) {
+        self.send_from("sender@test.invalid", recipient);
+    }
+
+    /// Submits one small message from `from` to `recipient`.
+    pub fn send_from(&self, from: &str, recipient: &str) {
         let mut child = Command::new(format!("{SBIN}/sendmail"))
             .arg("-C")
             .arg(self.conf())
-            .args(["-f", "sender@test.invalid", "--", recipient])
+            .args(["-f", from, "--", recipient])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start sendmail");
         let message = format!(
-            "From: sender@test.invalid\nTo: {recipient}\nSubject: mailflow queue test\n\n\
-             A message that can only be deferred.\n"
+            "From: {from}\nTo: {recipient}\nSubject: mailflow sender test\n\n\
+             A test message of the mailflow exporter's tests.\n"
         );
         child
             .stdin
@@ -253,43 +280,36 @@ impl Sender {
         })
     }
 
-    /// How the delivery to `recipient` ended, from the last `to=<RECIPIENT>` line of the log
-    /// that has a status; `None` before one was tried.
-    pub fn delivery(&self, recipient: &str) -> Option<Delivery> {
-        let to = format!("to=<{recipient}>");
-        self.log()
-            .lines()
-            .rev()
-            .filter(|line| line.contains(&to))
-            .filter_map(|line| {
-                let (_, rest) = line.split_once(" status=")?;
-                let status = rest.split_whitespace().next()?;
-                Some(Delivery {
-                    status: status.to_owned(),
-                    line: line
-                        .split_once(&to)
-                        .map_or(line, |(_, l)| l)
-                        .trim_start_matches([',', ' '])
-                        .to_owned(),
-                })
-            })
-            .next()
-    }
-
-    /// Waits (polling, at most `limit`) until each of `recipients` has a delivery status;
-    /// returns them in order.
-    pub fn wait_deliveries(&self, recipients: &[String], limit: Duration) -> Vec<Delivery> {
-        let done = crate::common::poll(limit, || {
-            recipients
+    /// Waits (polling, at most `limit`) until every one of `recipients` has its outcome in the
+    /// log: sent, bounced, or deferred twice (the first attempt and a retry); panics with
+    /// Postfix's warnings and log when one does not.
+    pub fn wait_outcomes(&self, recipients: &[&str], limit: Duration) -> HashMap<String, Delivery> {
+        let waited = crate::common::poll(limit, || {
+            let seen = log_outcomes(&self.log());
+            let outcomes: HashMap<String, Delivery> = recipients
                 .iter()
-                .map(|r| self.delivery(r))
-                .collect::<Option<Vec<Delivery>>>()
-                .ok_or(())
+                .filter_map(|r| Some((r.to_string(), seen.get(*r)?.outcome()?)))
+                .collect();
+            if outcomes.len() == recipients.len() {
+                Ok(outcomes)
+            } else {
+                Err(outcomes)
+            }
         });
-        done.unwrap_or_else(|()| {
+        waited.unwrap_or_else(|outcomes| {
+            let missing: Vec<&&str> = recipients
+                .iter()
+                .filter(|r| !outcomes.contains_key(**r))
+                .collect();
+            let log = self.log();
+            let troubles: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("warning:") || l.contains("fatal:") || l.contains("panic:"))
+                .collect();
             panic!(
-                "after {limit:?}, not every recipient of {recipients:?} has a status:\n{}",
-                self.log()
+                "after {limit:?}, no outcome for {missing:?}\nPostfix's warnings:\n{}\n\
+                 Postfix log:\n{log}",
+                troubles.join("\n")
             )
         })
     }
@@ -322,10 +342,15 @@ impl Sender {
 
     /// dnsmasq on port 53 of a loopback address of its own (a resolv.conf can't name a port).
     fn start_dns(&mut self) {
+        // Each sender of this process tries its own addresses: two tests with a sender each run
+        // at once, and one's dnsmasq must not pass for the other's.
+        static SENDERS: AtomicU32 = AtomicU32::new(0);
+        let sender = SENDERS.fetch_add(1, Ordering::Relaxed);
         let log = self.dir.path().join("dnsmasq.log");
         let pid = std::process::id();
         for attempt in 0..8u32 {
-            let seed = pid.wrapping_add(attempt.wrapping_mul(7919));
+            let try_number = sender.wrapping_mul(8).wrapping_add(attempt);
+            let seed = pid.wrapping_add(try_number.wrapping_mul(7919));
             let addr = Ipv4Addr::new(127, 53, (seed >> 8) as u8, (seed % 250 + 2) as u8);
             let mut child = Command::new("/usr/sbin/dnsmasq")
                 .args([
@@ -339,6 +364,7 @@ impl Sender {
                     "--pid-file=",
                     "--log-queries",
                     "--local=/invalid/",
+                    "--address=/hop.test/127.0.0.1",
                 ])
                 .arg(format!("--listen-address={addr}"))
                 .arg(format!("--log-facility={}", log.display()))
@@ -414,15 +440,110 @@ fn run(cmd: &mut Command) -> Result<String, String> {
     }
 }
 
-fn main_cf(base: &Path) -> String {
+/// What the log says of one recipient so far.
+#[derive(Default)]
+struct LogOutcome {
+    /// Delivered.
+    sent: bool,
+    /// Bounced, with the reason.
+    bounced: Option<String>,
+    /// Deferrals by the SMTP client (real attempts), with the last reason.
+    deferrals: usize,
+    /// The reason of the last deferral.
+    deferred: Option<String>,
+}
+
+impl LogOutcome {
+    /// The outcome, once there is one.
+    fn outcome(&self) -> Option<Delivery> {
+        if self.sent {
+            return Some(Delivery::Sent);
+        }
+        if let Some(why) = &self.bounced {
+            return Some(Delivery::Bounced(why.clone()));
+        }
+        match &self.deferred {
+            Some(why) if self.deferrals >= 2 => Some(Delivery::Deferred(why.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// Every recipient's outcome so far in a Postfix log, from its lines
+/// `... postfix/smtp[PID]: ID: to=<RCPT>, relay=..., status=STATUS (REASON)`.
+fn log_outcomes(log: &str) -> HashMap<String, LogOutcome> {
+    let mut outcomes: HashMap<String, LogOutcome> = HashMap::new();
+    for line in log.lines() {
+        let Some((_, rest)) = line.split_once(" to=<") else {
+            continue;
+        };
+        let Some((recipient, rest)) = rest.split_once('>') else {
+            continue;
+        };
+        let Some((_, status)) = rest.split_once(" status=") else {
+            continue;
+        };
+        let (word, reason) = status.split_once(' ').unwrap_or((status, ""));
+        let reason = reason
+            .trim()
+            .strip_prefix('(')
+            .and_then(|r| r.strip_suffix(')'))
+            .unwrap_or(reason)
+            .to_owned();
+        let outcome = outcomes.entry(recipient.to_owned()).or_default();
+        match word {
+            "sent" => outcome.sent = true,
+            "bounced" => outcome.bounced = Some(reason),
+            "deferred" => {
+                // The queue manager defers mail for a destination that just failed without
+                // trying it: only the SMTP client's deferrals are attempts.
+                if line.contains(" postfix/smtp[") {
+                    outcome.deferrals += 1;
+                }
+                outcome.deferred = Some(reason);
+            }
+            _ => {}
+        }
+    }
+    outcomes
+}
+
+fn main_cf(base: &Path, mode: SenderMode<'_>) -> String {
     let b = base.display();
+    let mode_cf = match mode {
+        SenderMode::Hold => "soft_bounce = yes
+smtp_tls_security_level = none
+minimal_backoff_time = 1h
+maximal_backoff_time = 2h
+queue_run_delay = 1h
+"
+        .to_owned(),
+        SenderMode::Deliver { ca_file } | SenderMode::MtaSts { ca_file, .. } => format!(
+            "soft_bounce = no
+smtp_tls_security_level = may
+smtp_tls_protocols = >=TLSv1.2
+smtp_tls_mandatory_protocols = >=TLSv1.2
+smtp_tls_CAfile = {ca_file}
+minimal_backoff_time = 1s
+maximal_backoff_time = 2s
+queue_run_delay = 1s
+"
+        ),
+    };
+    let overrides = match mode {
+        SenderMode::Hold | SenderMode::Deliver { .. } => String::new(),
+        // The MX hosts of the MTA-STS world are 127.0.0.1, which must not be this Postfix's own
+        // address (it would see a mail loop): it owns ::1 only, and still sends over IPv4.
+        SenderMode::MtaSts { policy_map, .. } => format!(
+            "smtp_tls_policy_maps = {policy_map}\ninet_protocols = all\ninet_interfaces = [::1]\n"
+        ),
+    };
     format!(
-        "{base_cf}transport_maps = texthash:{b}/conf/transport
-default_transport = error:no route in the mailflow queue test
-relay_transport = error:no route in the mailflow queue test
-local_transport = error:no local delivery in the mailflow queue test
-virtual_transport = error:no local delivery in the mailflow queue test
-soft_bounce = yes
+        "{base_cf}{mode_cf}transport_maps = texthash:{b}/conf/transport
+default_transport = error:no route in the mailflow sender test
+relay_transport = error:no route in the mailflow sender test
+local_transport = error:no local delivery in the mailflow sender test
+virtual_transport = error:no local delivery in the mailflow sender test
 notify_classes =
 delay_warning_time = 0
 alias_maps =
@@ -436,15 +557,11 @@ smtp_mail_timeout = 5s
 smtp_rcpt_timeout = 5s
 smtp_quit_timeout = 2s
 smtp_rset_timeout = 2s
-smtp_tls_security_level = none
 smtp_tls_policy_maps = texthash:{b}/conf/tls_policy
 smtp_tls_loglevel = 1
-minimal_backoff_time = 1h
-maximal_backoff_time = 2h
-queue_run_delay = 1h
 maillog_file_prefixes = {b}
 maillog_file = {b}/maillog
-",
+{overrides}",
         base_cf = super::postfix_services::base_main_cf(
             base,
             "sender.mf.test",
