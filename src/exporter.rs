@@ -4,6 +4,7 @@
 //! and [`StateSaver`] keeps it on disk, [`QueueCache`] reads the Postfix queue, and
 //! [`OwnMetrics`] counts what happens.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
@@ -16,6 +17,8 @@ use crate::inflight::InFlight;
 use crate::metrics::OwnMetrics;
 use crate::postfix::{QueueCache, QueueSummary};
 use crate::probe::limits::{ConnectionCaps, Limiter};
+use crate::probe::mta_sts::PolicyDomain;
+use crate::probe::mta_sts::cache::{CacheSettings, PolicyCache};
 use crate::probe::tls::TlsContext;
 use crate::probe::{Engine, EngineError, Report};
 use crate::state::saver::StateSaver;
@@ -33,6 +36,8 @@ pub struct ExporterSettings {
     pub state_file: Option<PathBuf>,
     /// The connection caps of probes (`--probe.max-connections*`).
     pub limits: ConnectionCaps,
+    /// How MTA-STS policy fetches are paced (`--mta-sts.min-fetch-interval`).
+    pub policy_cache: CacheSettings,
 }
 
 /// A configuration and the probe engine built from it.
@@ -89,6 +94,8 @@ pub struct Exporter {
     tls: Arc<TlsContext>,
     /// The connection caps that every engine shares, across reloads.
     limiter: Arc<Limiter>,
+    /// MTA-STS policies by domain, kept across reloads (as a sending server keeps them).
+    policies: Arc<PolicyCache>,
     /// The configuration in force and its engine; replaced whole by a successful reload.
     loaded: RwLock<Arc<LoadedConfig>>,
     /// Counters, streaks and last successes of every configured connector.
@@ -112,9 +119,11 @@ impl Exporter {
             web_config_file: web_config_path,
             state_file,
             limits,
+            policy_cache,
         } = settings;
         let limiter = Arc::new(Limiter::new(limits));
-        let loaded = build(&config_path, &tls, &limiter)?;
+        let policies = Arc::new(PolicyCache::new(policy_cache));
+        let loaded = build(&config_path, &tls, &limiter, &policies)?;
         let web = load_web(web_config_path.as_deref())?;
         let metrics = OwnMetrics::default();
         metrics.config_loaded(true, SystemTime::now());
@@ -135,6 +144,7 @@ impl Exporter {
             web: RwLock::new(Arc::new(web)),
             tls,
             limiter,
+            policies,
             loaded: RwLock::new(Arc::new(loaded)),
             state,
             saver,
@@ -162,13 +172,15 @@ impl Exporter {
     /// Reads the configuration and the web configuration again. On error both running ones
     /// stay in force.
     pub fn reload(&self) -> Result<(), LoadError> {
-        let reloaded = build(&self.config_path, &self.tls, &self.limiter)
+        let reloaded = build(&self.config_path, &self.tls, &self.limiter, &self.policies)
             .and_then(|loaded| load_web(self.web_config_path.as_deref()).map(|web| (loaded, web)));
         match reloaded {
             Ok((loaded, web)) => {
                 *self.web.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(web);
                 self.state.retain(connector_names(&loaded.config));
                 self.state_changed();
+                let domains: HashSet<&PolicyDomain> = loaded.engine.policy_domains().collect();
+                self.policies.retain(|domain| domains.contains(domain));
                 *self.loaded.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(loaded);
                 self.metrics.config_loaded(true, SystemTime::now());
                 tracing::info!(file = %self.config_path.display(), "configuration reloaded");
@@ -314,9 +326,11 @@ fn build(
     config_path: &Path,
     tls: &Arc<TlsContext>,
     limiter: &Arc<Limiter>,
+    policies: &Arc<PolicyCache>,
 ) -> Result<LoadedConfig, LoadError> {
     let config = config::load(config_path)?;
-    let engine = Arc::new(Engine::new(&config, tls.clone(), limiter.clone())?);
+    let engine = Engine::new(&config, tls.clone(), limiter.clone(), policies.clone())?;
+    let engine = Arc::new(engine);
     Ok(LoadedConfig {
         config: Arc::new(config),
         engine,

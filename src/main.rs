@@ -16,6 +16,7 @@ use mailflow_exporter::config::{self, ConfigError};
 use mailflow_exporter::exporter::{Exporter, ExporterSettings};
 use mailflow_exporter::probe::Engine;
 use mailflow_exporter::probe::limits::{ConnectionCaps, Limiter};
+use mailflow_exporter::probe::mta_sts::cache::{CacheSettings, PolicyCache};
 use mailflow_exporter::probe::tls::TlsContext;
 use mailflow_exporter::{explain, server};
 
@@ -45,6 +46,10 @@ struct Cli {
     /// Most connections that probes hold open at once to one address and port.
     #[arg(long = "probe.max-connections-per-address", default_value_t = ConnectionCaps::default().per_address, global = true)]
     max_connections_per_address: usize,
+    /// Shortest time between two fetches of one domain's MTA-STS policy (also the shortest
+    /// time a fetched policy is kept), e.g. "60s".
+    #[arg(long = "mta-sts.min-fetch-interval", default_value = "60s", value_parser = config::parse_duration, global = true)]
+    mta_sts_min_fetch_interval: std::time::Duration,
     /// Log level.
     #[arg(long = "log.level", value_enum, default_value = "info", global = true)]
     log_level: LogLevel,
@@ -243,7 +248,11 @@ fn import_connectors(file: &Path, output: Option<&Path>) -> ExitCode {
 async fn probe_once(cli: &Cli, connector: &str) -> anyhow::Result<ExitCode> {
     let config = config::load(&cli.config_file)?;
     let tls = Arc::new(TlsContext::new()?);
-    let engine = Engine::new(&config, tls, Arc::new(Limiter::new(cli.limits())))?;
+    let limiter = Arc::new(Limiter::new(cli.limits()));
+    let policies = PolicyCache::new(CacheSettings {
+        min_fetch_interval: cli.mta_sts_min_fetch_interval,
+    });
+    let engine = Engine::new(&config, tls, limiter, Arc::new(policies))?;
     let Some(found) = config.connector(connector) else {
         let names: Vec<&str> = config.connectors.iter().map(|c| c.name.as_str()).collect();
         bail!(
@@ -289,6 +298,9 @@ async fn serve(cli: &Cli, config_file: &Path) -> anyhow::Result<ExitCode> {
             web_config_file: cli.web_config_file.clone(),
             state_file: cli.state_file.clone(),
             limits: cli.limits(),
+            policy_cache: CacheSettings {
+                min_fetch_interval: cli.mta_sts_min_fetch_interval,
+            },
         },
         tls,
     )?);

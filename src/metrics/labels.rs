@@ -131,6 +131,22 @@ label_sets! {
         reply: &'a str,
     }
 
+    /// The mode of a connector's MTA-STS policy.
+    PolicyModeLabels<'a> {
+        /// The connector's name.
+        connector: &'a str,
+        /// `enforce`, `testing`, `none` or `absent`.
+        mode: &'static str,
+    }
+
+    /// One host of a connector, by name.
+    ConnectorHostLabels<'a> {
+        /// The connector's name.
+        connector: &'a str,
+        /// The host name.
+        host: &'a str,
+    }
+
     /// One address a connector's host resolved to.
     TargetLabels<'a> {
         /// The connector's name.

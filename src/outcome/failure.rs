@@ -1,5 +1,5 @@
-//! Why a probe failed, typed by the layer that failed: DNS, the TCP connect, an SMTP step,
-//! STARTTLS, TLS and the certificate.
+//! Why a probe failed, typed by the layer that failed: DNS, the destination's MTA-STS policy,
+//! the TCP connect, an SMTP step, STARTTLS, TLS and the certificate.
 //!
 //! Each layer's type names its own mail flow [`Code`] and its label [`Reason`] by an exhaustive
 //! `match`: a new variant does not compile until someone decides where it belongs in `codes.md`.
@@ -12,6 +12,9 @@ use super::{Code, Phase, Reason};
 pub enum Failure {
     /// Resolving the host names (or the MX records) failed.
     Dns(DnsFailure),
+    /// The destination's MTA-STS policy, in `enforce` mode, refused the host or was broken by
+    /// the server.
+    MtaSts(MtaStsFailure),
     /// The TCP connection could not be opened.
     Connect(ConnectFailure),
     /// An SMTP step failed: the server refused it, broke the protocol, or the connection broke
@@ -28,6 +31,7 @@ impl Failure {
     pub fn code(&self) -> Code {
         match *self {
             Failure::Dns(failure) => failure.code(),
+            Failure::MtaSts(failure) => failure.code(),
             Failure::Connect(failure) => failure.code(),
             Failure::Smtp(step, fault) => fault.code(step),
             Failure::Starttls(failure) => failure.code(),
@@ -39,6 +43,7 @@ impl Failure {
     pub fn phase(&self) -> Phase {
         match *self {
             Failure::Dns(_) => Phase::Dns,
+            Failure::MtaSts(failure) => failure.phase(),
             Failure::Connect(_) => Phase::Connect,
             Failure::Smtp(step, _) => step.phase(),
             Failure::Starttls(_) => Phase::Starttls,
@@ -50,6 +55,7 @@ impl Failure {
     pub fn reason(&self) -> Reason {
         match *self {
             Failure::Dns(failure) => failure.reason(),
+            Failure::MtaSts(failure) => failure.reason(),
             Failure::Connect(failure) => failure.reason(),
             Failure::Smtp(_, fault) => fault.reason(),
             Failure::Starttls(failure) => failure.reason(),
@@ -62,7 +68,116 @@ impl Failure {
         match *self {
             Failure::Smtp(_, fault) => fault.reply(),
             Failure::Starttls(failure) => failure.reply(),
+            Failure::MtaSts(failure) => failure.reply(),
             Failure::Dns(_) | Failure::Connect(_) | Failure::Tls(_) => None,
+        }
+    }
+}
+
+/// How an MTA-STS policy in `enforce` mode was broken (RFC 8461 §4, §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MtaStsFailure {
+    /// The host matches no `mx` pattern of the policy: a sending server does not connect to it.
+    MxNotInPolicy,
+    /// The policy requires TLS, and STARTTLS or the handshake did not give it.
+    TlsRequired(TlsRequired),
+    /// The certificate is not valid for the host: the chain to a trusted root, the dates, or the
+    /// host's name (the checks the policy makes, whatever the connector's `tls_settings`).
+    Certificate(CertificateFailure),
+}
+
+impl MtaStsFailure {
+    /// The mail flow code of this failure.
+    pub fn code(self) -> Code {
+        match self {
+            MtaStsFailure::MxNotInPolicy => Code::MtaStsMxNotListed,
+            MtaStsFailure::TlsRequired(failure) => failure.code(),
+            MtaStsFailure::Certificate(_) => Code::MtaStsCertificateInvalid,
+        }
+    }
+
+    /// The phase that failed.
+    pub fn phase(self) -> Phase {
+        match self {
+            MtaStsFailure::MxNotInPolicy => Phase::MtaSts,
+            MtaStsFailure::TlsRequired(failure) => failure.phase(),
+            MtaStsFailure::Certificate(_) => Phase::Tls,
+        }
+    }
+
+    /// The label value of this failure.
+    pub fn reason(self) -> Reason {
+        match self {
+            MtaStsFailure::MxNotInPolicy => Reason::MxNotInPolicy,
+            MtaStsFailure::TlsRequired(failure) => failure.reason(),
+            MtaStsFailure::Certificate(failure) => failure.reason(),
+        }
+    }
+
+    /// The server's reply code, when a reply caused the failure.
+    pub fn reply(self) -> Option<u16> {
+        match self {
+            MtaStsFailure::TlsRequired(failure) => failure.reply(),
+            MtaStsFailure::MxNotInPolicy | MtaStsFailure::Certificate(_) => None,
+        }
+    }
+
+    /// `failure` as it counts where an `enforce` policy applies to the host: STARTTLS and
+    /// handshake failures become [`MtaStsFailure::TlsRequired`]; every other failure stays what
+    /// it is (certificates are judged against the policy where they are checked).
+    pub fn under_enforce(failure: Failure) -> Failure {
+        let required = match failure {
+            Failure::Starttls(starttls) => TlsRequired::Starttls(starttls),
+            Failure::Tls(TlsFailure::Handshake) => TlsRequired::Handshake,
+            Failure::Tls(TlsFailure::Broken(_) | TlsFailure::Certificate(_))
+            | Failure::Dns(_)
+            | Failure::MtaSts(_)
+            | Failure::Connect(_)
+            | Failure::Smtp(..) => return failure,
+        };
+        Failure::MtaSts(MtaStsFailure::TlsRequired(required))
+    }
+}
+
+/// Why TLS that the destination itself requires (an MTA-STS `enforce` policy) did not come
+/// about: Exchange Online's 4.7.321 starttls-not-supported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsRequired {
+    /// STARTTLS was not offered, or was refused.
+    Starttls(StarttlsFailure),
+    /// The TLS handshake failed for a reason that is not the certificate.
+    Handshake,
+}
+
+impl TlsRequired {
+    /// The mail flow code of this failure.
+    pub fn code(self) -> Code {
+        match self {
+            TlsRequired::Starttls(_) | TlsRequired::Handshake => Code::StarttlsNotSupported,
+        }
+    }
+
+    /// The phase that failed.
+    pub fn phase(self) -> Phase {
+        match self {
+            TlsRequired::Starttls(_) => Phase::Starttls,
+            TlsRequired::Handshake => Phase::Tls,
+        }
+    }
+
+    /// The label value of this failure.
+    pub fn reason(self) -> Reason {
+        match self {
+            TlsRequired::Starttls(failure) => failure.reason(),
+            TlsRequired::Handshake => Reason::TlsHandshake,
+        }
+    }
+
+    /// The server's reply code, when a reply caused the failure.
+    pub fn reply(self) -> Option<u16> {
+        match self {
+            TlsRequired::Starttls(failure) => failure.reply(),
+            TlsRequired::Handshake => None,
         }
     }
 }
@@ -362,7 +477,7 @@ mod tests {
     #[test]
     fn every_row_of_the_mapping_table_has_its_code() {
         use Breakdown::{Closed, Reset};
-        use Failure::{Connect, Dns, Smtp, Starttls, Tls};
+        use Failure::{Connect, Dns, MtaSts, Smtp, Starttls, Tls};
         use SmtpFault::{Protocol, Reply};
         use SmtpStep::{Ehlo, Greeting, Mail, Rcpt};
         let rows = [
@@ -480,11 +595,95 @@ mod tests {
                 "protocol",
                 "other",
             ),
+            (
+                MtaSts(MtaStsFailure::MxNotInPolicy),
+                "mta_sts",
+                "mx_not_in_policy",
+                "4.4.8",
+            ),
+            (
+                MtaSts(MtaStsFailure::TlsRequired(TlsRequired::Starttls(
+                    StarttlsFailure::NotOffered,
+                ))),
+                "starttls",
+                "starttls_not_offered",
+                "4.7.321",
+            ),
+            (
+                MtaSts(MtaStsFailure::TlsRequired(TlsRequired::Starttls(
+                    StarttlsFailure::Rejected(Some(454)),
+                ))),
+                "starttls",
+                "starttls_rejected",
+                "4.7.321",
+            ),
+            (
+                MtaSts(MtaStsFailure::TlsRequired(TlsRequired::Handshake)),
+                "tls",
+                "tls_handshake",
+                "4.7.321",
+            ),
+            (
+                MtaSts(MtaStsFailure::Certificate(CertificateFailure::Untrusted)),
+                "tls",
+                "cert_untrusted",
+                "4.7.5",
+            ),
+            (
+                MtaSts(MtaStsFailure::Certificate(CertificateFailure::Expired)),
+                "tls",
+                "cert_expired",
+                "4.7.5",
+            ),
+            (
+                MtaSts(MtaStsFailure::Certificate(CertificateFailure::NotYetValid)),
+                "tls",
+                "cert_not_yet_valid",
+                "4.7.5",
+            ),
+            (
+                MtaSts(MtaStsFailure::Certificate(CertificateFailure::NameMismatch)),
+                "tls",
+                "cert_name_mismatch",
+                "4.7.5",
+            ),
+            (
+                MtaSts(MtaStsFailure::Certificate(CertificateFailure::Invalid)),
+                "tls",
+                "cert_invalid",
+                "4.7.5",
+            ),
         ];
         for (failure, phase, reason, code) in rows {
             assert_eq!(failure.code().as_str(), code, "{failure:?}");
             assert_eq!(failure.phase().as_str(), phase, "{failure:?}");
             assert_eq!(failure.reason().as_str(), reason, "{failure:?}");
+        }
+    }
+
+    #[test]
+    fn an_enforce_policy_turns_missing_tls_into_4_7_321_and_leaves_the_rest() {
+        let refused = Failure::Starttls(StarttlsFailure::Rejected(Some(454)));
+        let escalated = MtaStsFailure::under_enforce(refused);
+        assert_eq!(escalated.code(), Code::StarttlsNotSupported);
+        assert_eq!(escalated.phase(), Phase::Starttls);
+        assert_eq!(
+            escalated.reply(),
+            Some(454),
+            "the server's reply stays visible"
+        );
+        assert_eq!(
+            MtaStsFailure::under_enforce(Failure::Tls(TlsFailure::Handshake)).code(),
+            Code::StarttlsNotSupported
+        );
+        for unchanged in [
+            Failure::Tls(TlsFailure::Broken(Breakdown::Reset)),
+            Failure::Tls(TlsFailure::Certificate(CertificateFailure::NameMismatch)),
+            Failure::Connect(ConnectFailure::Refused),
+            Failure::Smtp(SmtpStep::Rcpt, SmtpFault::Reply(550)),
+            Failure::Dns(DnsFailure::Nxdomain),
+        ] {
+            assert_eq!(MtaStsFailure::under_enforce(unchanged), unchanged);
         }
     }
 

@@ -7,8 +7,8 @@ mod failure;
 use std::fmt;
 
 pub use failure::{
-    Breakdown, CertificateFailure, ConnectFailure, DnsFailure, Failure, SmtpFault, SmtpStep,
-    StarttlsFailure, TlsFailure,
+    Breakdown, CertificateFailure, ConnectFailure, DnsFailure, Failure, MtaStsFailure, SmtpFault,
+    SmtpStep, StarttlsFailure, TlsFailure, TlsRequired,
 };
 
 /// A mail flow outcome code, as Microsoft 365 names connector delivery failures.
@@ -28,13 +28,21 @@ pub enum Code {
     ConnectionClosedAbruptly,
     /// 4.7.320: the server's certificate failed the validation the connector asks for.
     CertificateValidationFailed,
+    /// 4.7.321: the destination requires TLS (an MTA-STS `enforce` policy, or DANE), and the
+    /// server offers no STARTTLS, refuses it, or the handshake fails.
+    StarttlsNotSupported,
+    /// 4.4.8: the destination's MTA-STS `enforce` policy does not list the host.
+    MtaStsMxNotListed,
+    /// 4.7.5: the destination's MTA-STS `enforce` policy applies and the certificate is not
+    /// valid for the host.
+    MtaStsCertificateInvalid,
     /// Anything else: envelope rejected, protocol violations.
     Other,
 }
 
 impl Code {
     /// Every code, in the order they are exposed.
-    pub const ALL: [Code; 8] = [
+    pub const ALL: [Code; 11] = [
         Code::Ok,
         Code::DnsQueryFailed,
         Code::ConnectionTimedOut,
@@ -42,6 +50,9 @@ impl Code {
         Code::CannotConnect,
         Code::ConnectionClosedAbruptly,
         Code::CertificateValidationFailed,
+        Code::StarttlsNotSupported,
+        Code::MtaStsMxNotListed,
+        Code::MtaStsCertificateInvalid,
         Code::Other,
     ];
 
@@ -55,6 +66,9 @@ impl Code {
             Code::CannotConnect => "4.4.317",
             Code::ConnectionClosedAbruptly => "4.4.318",
             Code::CertificateValidationFailed => "4.7.320",
+            Code::StarttlsNotSupported => "4.7.321",
+            Code::MtaStsMxNotListed => "4.4.8",
+            Code::MtaStsCertificateInvalid => "4.7.5",
             Code::Other => "other",
         }
     }
@@ -69,6 +83,9 @@ impl Code {
             Code::CannotConnect => "cannot connect to remote server",
             Code::ConnectionClosedAbruptly => "connection closed abruptly",
             Code::CertificateValidationFailed => "certificate validation failed",
+            Code::StarttlsNotSupported => "STARTTLS not supported",
+            Code::MtaStsMxNotListed => "MX host failed MTA-STS validation",
+            Code::MtaStsCertificateInvalid => "certificate failed MTA-STS validation",
             Code::Other => "other error",
         }
     }
@@ -113,6 +130,29 @@ impl Code {
                  issuer. Fix the certificate or the connector's TLS settings so queued mail can \
                  be delivered; for a partner, contact the partner."
             }
+            Code::StarttlsNotSupported => {
+                "The destination asks for secure mail (an MTA-STS policy in enforce mode, or \
+                 DANE records), so TLS is required, but the server did not offer STARTTLS, \
+                 refused it, or the handshake failed. Sending servers that honour the policy \
+                 queue the mail instead of sending it in plain text. Restore STARTTLS on the \
+                 server (protocols, ciphers, certificate installed), or have the domain withdraw \
+                 the requirement; for a partner, contact the partner."
+            }
+            Code::MtaStsMxNotListed => {
+                "The destination's MTA-STS policy is in enforce mode and lists no mx pattern that \
+                 matches this host, so sending servers that honour the policy refuse to deliver \
+                 to it, without connecting. Usual causes: the MX records changed and the policy \
+                 file was not updated, or a typo in an mx line. Add the host to the policy file \
+                 (and change the id of the _mta-sts record), or point the MX back at a listed \
+                 host; for a partner, contact the partner."
+            }
+            Code::MtaStsCertificateInvalid => {
+                "The destination's MTA-STS policy is in enforce mode and the server's certificate \
+                 is not valid for the host: expired, not yet valid, not naming the host, or from \
+                 an untrusted issuer. Sending servers that honour the policy refuse to deliver. \
+                 Renew or replace the certificate so that a public CA vouches for the host's \
+                 name; for a partner, contact the partner."
+            }
             Code::Other => {
                 "Something else went wrong, such as a rejected sender or recipient or a server \
                  that broke the protocol. Read the server's reply to find the cause, or fix the \
@@ -133,6 +173,8 @@ impl fmt::Display for Code {
 pub enum Phase {
     /// Resolving the host names (and MX records) to addresses.
     Dns,
+    /// Checking the host against the destination's MTA-STS policy, before connecting.
+    MtaSts,
     /// Opening the TCP connection.
     Connect,
     /// Waiting for the server's 220 greeting.
@@ -153,8 +195,9 @@ pub enum Phase {
 
 impl Phase {
     /// Every phase, in the order a probe walks them.
-    pub const ALL: [Phase; 9] = [
+    pub const ALL: [Phase; 10] = [
         Phase::Dns,
+        Phase::MtaSts,
         Phase::Connect,
         Phase::Greeting,
         Phase::Ehlo,
@@ -169,6 +212,7 @@ impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Dns => "dns",
+            Phase::MtaSts => "mta_sts",
             Phase::Connect => "connect",
             Phase::Greeting => "greeting",
             Phase::Ehlo => "ehlo",
@@ -231,6 +275,8 @@ pub enum Reason {
     Reset,
     /// The peer broke the SMTP protocol (garbage, over-long replies, too many lines).
     Protocol,
+    /// The destination's MTA-STS `enforce` policy does not list the host.
+    MxNotInPolicy,
 }
 
 impl Reason {
@@ -257,6 +303,7 @@ impl Reason {
             Reason::Closed => "closed",
             Reason::Reset => "reset",
             Reason::Protocol => "protocol",
+            Reason::MxNotInPolicy => "mx_not_in_policy",
         }
     }
 }

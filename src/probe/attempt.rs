@@ -14,7 +14,8 @@ use tokio_rustls::client::TlsStream;
 
 use crate::config::{Connector, Host, TlsSettings};
 use crate::outcome::{
-    ConnectFailure, Failure, Outcome, Phase, SmtpFault, SmtpStep, StarttlsFailure, TlsFailure,
+    CertificateFailure, ConnectFailure, Failure, MtaStsFailure, Outcome, Phase, SmtpFault,
+    SmtpStep, StarttlsFailure, TlsFailure,
 };
 
 use super::limits::Permit;
@@ -43,6 +44,9 @@ pub(super) struct Attempt<'a> {
     tls: Option<TlsFacts>,
     /// The server's last reply line, for people.
     last_reply: Option<String>,
+    /// An MTA-STS `enforce` policy lists the host: TLS is required, with a certificate valid
+    /// for the host.
+    mta_sts_enforced: bool,
     /// Leave to hold the connection open, within the engine's caps.
     permit: Option<Permit<'a>>,
 }
@@ -67,13 +71,29 @@ impl<'a> Attempt<'a> {
             phases,
             tls: None,
             last_reply: None,
+            mta_sts_enforced: false,
             permit: None,
         }
     }
 
-    /// Holds the whole dialogue and reports what it showed.
+    /// The same probe after an MTA-STS lookup that took `looked_up` (`None`: none ran), held to
+    /// an `enforce` policy when `enforced`.
+    pub(super) fn under_mta_sts(mut self, looked_up: Option<Duration>, enforced: bool) -> Self {
+        self.phases
+            .extend(looked_up.map(|elapsed| (Phase::MtaSts, elapsed)));
+        self.mta_sts_enforced = enforced;
+        self
+    }
+
+    /// Holds the whole dialogue and reports what it showed; where an `enforce` policy applies,
+    /// TLS that did not come about counts as the policy's failure (4.7.321).
     pub(super) async fn run(mut self) -> TargetReport {
         let outcome = self.dialogue().await;
+        let outcome = if self.mta_sts_enforced {
+            outcome.map_err(MtaStsFailure::under_enforce)
+        } else {
+            outcome
+        };
         TargetReport {
             host: self.host.to_string(),
             address: Some(self.address),
@@ -106,8 +126,9 @@ impl<'a> Attempt<'a> {
         if settings == TlsSettings::None {
             return self.finish(session).await;
         }
+        let requires_tls = settings.requires_tls() || self.mta_sts_enforced;
         if !ehlo.advertises("STARTTLS") {
-            if settings.requires_tls() {
+            if requires_tls {
                 return Err(Failure::Starttls(StarttlsFailure::NotOffered));
             }
             return self.finish(session).await;
@@ -116,7 +137,7 @@ impl<'a> Attempt<'a> {
             .step(SmtpStep::Starttls, &mut session, "STARTTLS")
             .await?;
         if reply.code != 220 {
-            if settings.requires_tls() {
+            if requires_tls {
                 let rejected = StarttlsFailure::Rejected(Some(reply.code));
                 return Err(Failure::Starttls(rejected));
             }
@@ -274,7 +295,8 @@ impl<'a> Attempt<'a> {
         }
     }
 
-    /// The TLS handshake and the certificate checks the connector asks for.
+    /// The TLS handshake and the certificate checks the connector asks for, after those of an
+    /// `enforce` policy (see [`Attempt::policy_finding`]).
     async fn start_tls(&mut self, stream: QuickAck) -> Result<TlsStream<QuickAck>, Failure> {
         let started = Instant::now();
         let server_name = server_name(self.host);
@@ -288,22 +310,54 @@ impl<'a> Attempt<'a> {
             Ok(stream) => {
                 let expected = match &self.probe.tls_domain {
                     Some(domain) => domain.clone(),
-                    None => ExpectedName::Exact(server_name),
+                    None => ExpectedName::Exact(server_name.clone()),
                 };
                 let facts = self.probe.validator.facts(&stream, &expected);
+                let policy_finding = self.policy_finding(&stream, &facts, server_name);
                 let finding = facts
                     .certificate
                     .as_ref()
                     .and_then(|c| c.enforced_finding(self.connector().tls_settings));
                 self.tls = Some(facts);
-                match finding {
-                    Some(failure) => Err(Failure::Tls(TlsFailure::Certificate(failure))),
-                    None => Ok(stream),
+                match (policy_finding, finding) {
+                    (Some(failure), _) => Err(Failure::MtaSts(MtaStsFailure::Certificate(failure))),
+                    (None, Some(failure)) => Err(Failure::Tls(TlsFailure::Certificate(failure))),
+                    (None, None) => Ok(stream),
                 }
             }
         };
         self.phases.push((Phase::Tls, started.elapsed()));
         outcome
+    }
+}
+
+impl Attempt<'_> {
+    /// What an `enforce` policy finds wrong with the certificate (RFC 8461 §4.2: a chain to a
+    /// trusted root, valid dates, and the host's own name, whatever the connector's
+    /// `tls_settings` ask); `None` where no such policy applies or the certificate passes.
+    /// `facts` were validated against the connector's expected name: the host's, unless a
+    /// `tls_domain` asks for another, and then the chain is validated again for the host.
+    fn policy_finding<S>(
+        &self,
+        stream: &TlsStream<S>,
+        facts: &TlsFacts,
+        host_name: ServerName<'static>,
+    ) -> Option<CertificateFailure> {
+        if !self.mta_sts_enforced {
+            return None;
+        }
+        let Some(certificate) = &facts.certificate else {
+            // No certificate that can be read: nothing the policy could accept.
+            return Some(CertificateFailure::Invalid);
+        };
+        if self.probe.tls_domain.is_none() {
+            return certificate.finding;
+        }
+        self.probe
+            .validator
+            .facts(stream, &ExpectedName::Exact(host_name))
+            .certificate
+            .map_or(Some(CertificateFailure::Invalid), |c| c.finding)
     }
 }
 

@@ -81,6 +81,12 @@ impl Dns {
         })
     }
 
+    /// The resolver itself, with its cache, for lookups other than a probe's own (the MTA-STS
+    /// and TLS-RPT records and the policy host, see [`super::mta_sts::Resolve`]).
+    pub fn resolver(&self) -> &TokioResolver {
+        &self.resolver
+    }
+
     /// The mail exchangers of `domain`, most preferred first. A domain without MX records is its
     /// own exchanger (RFC 5321 implicit MX); a null MX (RFC 7505) is [`DnsFailure::NullMx`].
     /// Exchangers whose names are not host names are passed over, as no mail can go there; when

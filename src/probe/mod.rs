@@ -2,7 +2,9 @@
 //! every host, and reports what each address showed.
 //!
 //! A probe runs in three steps, one file each: `resolve.rs` finds the connector's hosts in order
-//! of preference and their addresses; the engine fans out to every address at once; `attempt.rs`
+//! of preference and their addresses, while [`mta_sts::check`] looks up the destination's
+//! MTA-STS policy and TLS-RPT record; the engine fans out to every address at once (except to
+//! the hosts an `enforce` policy refuses, which are not contacted); `attempt.rs`
 //! holds the dialogue with one address (connect → greeting → EHLO → STARTTLS or implicit TLS →
 //! TLS and certificate checks → EHLO → optional MAIL FROM / RCPT TO, then RSET → QUIT). The
 //! connector-level rule of [`crate::outcome`] then makes one outcome of them all. [`dns`],
@@ -22,15 +24,20 @@ pub mod tls;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use futures_util::future::join_all;
 use tokio::time::Instant;
 
 use crate::config::{Config, Connector, DnsSettings, TrustAnchors};
-use crate::outcome::{DnsFailure, Failure, Phase, connector_outcome};
+use crate::outcome::{DnsFailure, Failure, MtaStsFailure, Phase, connector_outcome};
 use attempt::Attempt;
 use dns::Dns;
 use limits::Limiter;
+use mta_sts::PolicyDomain;
+use mta_sts::cache::PolicyCache;
+use mta_sts::check::{HostRule, MtaStsReport, StsSetup};
+use mta_sts::fetch::PolicyClient;
 use resolve::ResolvedHost;
 use tls::{ChainValidator, ExpectedName, TlsContext};
 
@@ -45,6 +52,8 @@ pub struct Engine {
     limiter: Arc<Limiter>,
     /// Each connector by name, with what its probes share.
     connectors: HashMap<String, ConnectorProbe>,
+    /// MTA-STS policies by domain, shared with the engines of earlier configurations.
+    policies: Arc<PolicyCache>,
 }
 
 /// A connector with the shared parts its probes use.
@@ -58,6 +67,8 @@ struct ConnectorProbe {
     validator: Arc<ChainValidator>,
     /// The name its `tls_domain` asks the certificate to carry, if it sets one.
     tls_domain: Option<ExpectedName>,
+    /// Its MTA-STS policy domain and policy client; `None` where MTA-STS is not looked up.
+    mta_sts: Option<StsSetup>,
 }
 
 /// Why an engine could not be built.
@@ -72,15 +83,18 @@ pub enum EngineError {
 }
 
 impl Engine {
-    /// Builds the probes of `config`: one resolver per DNS setting, one validator per CA set.
-    /// Connections are opened within `limiter`'s caps, which outlive a reload.
+    /// Builds the probes of `config`: one resolver per DNS setting, one validator and one
+    /// MTA-STS policy client per CA set. Connections are opened within `limiter`'s caps, and
+    /// policies are kept in `policies`; both outlive a reload.
     pub fn new(
         config: &Config,
         tls: Arc<TlsContext>,
         limiter: Arc<Limiter>,
+        policies: Arc<PolicyCache>,
     ) -> Result<Self, EngineError> {
         let mut resolvers: HashMap<DnsSettings, Dns> = HashMap::new();
         let mut validators: HashMap<Option<TrustAnchors>, Arc<ChainValidator>> = HashMap::new();
+        let mut policy_clients: HashMap<Option<TrustAnchors>, PolicyClient> = HashMap::new();
         let mut connectors = HashMap::with_capacity(config.connectors.len());
         for connector in &config.connectors {
             let dns = match resolvers.get(&connector.dns) {
@@ -96,6 +110,23 @@ impl Engine {
                 .or_insert_with(|| Arc::new(tls.validator(connector.ca.as_ref())))
                 .clone();
             let tls_domain = connector.tls_domain.as_ref().map(ExpectedName::from);
+            let mta_sts = match StsSetup::policy_domain(connector) {
+                None => None,
+                Some(domain) => {
+                    let client = match policy_clients.get(&connector.ca) {
+                        Some(client) => client.clone(),
+                        None => {
+                            let extra = connector.ca.as_ref().map(|ca| &ca.certificates[..]);
+                            let anchors =
+                                tls.system_roots().iter().chain(extra.unwrap_or_default());
+                            let client = PolicyClient::new(anchors.cloned())?;
+                            policy_clients.insert(connector.ca.clone(), client.clone());
+                            client
+                        }
+                    };
+                    Some(StsSetup { domain, client })
+                }
+            };
             connectors.insert(
                 connector.name.clone(),
                 ConnectorProbe {
@@ -103,6 +134,7 @@ impl Engine {
                     dns,
                     validator,
                     tls_domain,
+                    mta_sts,
                 },
             );
         }
@@ -110,7 +142,16 @@ impl Engine {
             tls,
             limiter,
             connectors,
+            policies,
         })
+    }
+
+    /// The MTA-STS policy domains of this engine's connectors (the policy cache keeps only
+    /// these across a reload).
+    pub fn policy_domains(&self) -> impl Iterator<Item = &PolicyDomain> {
+        self.connectors
+            .values()
+            .filter_map(|probe| probe.mta_sts.as_ref().map(|setup| &setup.domain))
     }
 
     /// Whether `name` is a connector of this engine.
@@ -124,8 +165,17 @@ impl Engine {
         let probe = self.connectors.get(name)?;
         let started = Instant::now();
         let deadline = deadline.min(started + probe.connector.timeout);
-        let hosts = resolve::resolve(&probe.connector.route, &probe.dns, deadline).await;
-        let targets = self.fan_out(probe, &hosts, deadline).await;
+        // A slow policy host must not eat the time of the SMTP exchanges: after half the
+        // budget, the probe goes on as a sender without the policy would (the fetch goes on in
+        // the background and fills the cache for the next probe).
+        let policy_deadline = started + deadline.saturating_duration_since(started) / 2;
+        let (hosts, mut mta_sts) = tokio::join!(
+            resolve::resolve(&probe.connector.route, &probe.dns, deadline),
+            self.look_up_mta_sts(probe, policy_deadline),
+        );
+        let targets = self
+            .fan_out(probe, &hosts, mta_sts.as_mut(), deadline)
+            .await;
         // A validated connector has at least one host, so at least one target.
         let outcome = connector_outcome(targets.iter().map(|t| &t.outcome))
             .unwrap_or(Err(Failure::Dns(DnsFailure::NoRecords)));
@@ -134,30 +184,76 @@ impl Engine {
             outcome,
             duration: started.elapsed(),
             targets,
+            mta_sts,
         })
     }
 
+    /// The MTA-STS policy and TLS-RPT record of `probe`'s connector, waiting until `deadline`
+    /// at most; `None` where they are not looked up.
+    async fn look_up_mta_sts(
+        &self,
+        probe: &ConnectorProbe,
+        deadline: Instant,
+    ) -> Option<MtaStsReport> {
+        let setup = probe.mta_sts.as_ref()?;
+        let resolver = probe.dns.resolver();
+        Some(
+            setup
+                .look_up(resolver, &self.policies, SystemTime::now(), deadline)
+                .await,
+        )
+    }
+
     /// Probes every address of every host at once; the reports keep the hosts' order of
-    /// preference, and a host that did not resolve reports once, without an address.
+    /// preference, and a host that did not resolve reports once, without an address. Each host
+    /// that resolved is first judged by the MTA-STS policy in force, if any: the addresses of a
+    /// host it refuses are not contacted.
     async fn fan_out(
         &self,
         probe: &ConnectorProbe,
         hosts: &[ResolvedHost],
+        mut mta_sts: Option<&mut MtaStsReport>,
         deadline: Instant,
     ) -> Vec<TargetReport> {
-        let per_host = hosts.iter().map(|resolved| async move {
-            match &resolved.addresses {
-                Err(failure) => vec![TargetReport {
+        let policy_time = mta_sts.as_ref().map(|report| report.elapsed);
+        let rules: Vec<HostRule> = hosts
+            .iter()
+            .map(
+                |resolved| match (&resolved.addresses, mta_sts.as_deref_mut()) {
+                    (Ok(_), Some(report)) => report.judge(&resolved.host, resolved.dane_applies),
+                    (Ok(_), None) | (Err(_), _) => HostRule::Free,
+                },
+            )
+            .collect();
+        let per_host = hosts.iter().zip(rules).map(|(resolved, rule)| async move {
+            let mut phases = vec![(Phase::Dns, resolved.elapsed)];
+            phases.extend(policy_time.map(|elapsed| (Phase::MtaSts, elapsed)));
+            match (&resolved.addresses, rule) {
+                (Err(failure), _) => vec![TargetReport {
                     host: resolved.host.to_string(),
                     address: None,
                     outcome: Err(Failure::Dns(*failure)),
-                    phases: vec![(Phase::Dns, resolved.elapsed)],
+                    phases,
                     tls: None,
                     last_reply: None,
                 }],
-                Ok(addresses) => {
+                (Ok(addresses), HostRule::Refused) => addresses
+                    .iter()
+                    .map(|address| TargetReport {
+                        host: resolved.host.to_string(),
+                        address: Some(*address),
+                        outcome: Err(Failure::MtaSts(MtaStsFailure::MxNotInPolicy)),
+                        phases: phases.clone(),
+                        tls: None,
+                        last_reply: None,
+                    })
+                    .collect(),
+                (Ok(addresses), HostRule::Free | HostRule::Enforced) => {
+                    let enforced = rule == HostRule::Enforced;
                     let attempts = addresses.iter().map(|address| {
-                        Attempt::new(self, probe, resolved, *address, deadline).run()
+                        Attempt::new(self, probe, resolved, *address, deadline)
+                            .under_mta_sts(policy_time, enforced)
+                            .run()
                     });
                     join_all(attempts).await
                 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::config::Connector;
 use crate::outcome::{Outcome, Phase};
 
+use super::mta_sts::check::MtaStsReport;
 use super::tls::TlsFacts;
 
 /// What one probe of a connector found.
@@ -20,6 +21,8 @@ pub struct Report {
     pub duration: Duration,
     /// Each address (or each host whose name did not resolve), in order of preference.
     pub targets: Vec<TargetReport>,
+    /// What MTA-STS and TLS-RPT showed; `None` where they are not looked up.
+    pub mta_sts: Option<MtaStsReport>,
 }
 
 impl Report {

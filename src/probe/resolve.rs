@@ -22,6 +22,9 @@ pub(super) struct ResolvedHost {
     pub addresses: Result<Vec<IpAddr>, DnsFailure>,
     /// How long resolving took, from the start of the probe (MX lookup included).
     pub elapsed: Duration,
+    /// Whether DANE applies to the host (RFC 7672); MTA-STS is then not applied to it. Always
+    /// false until the DANE lookups are wired in, which set it.
+    pub dane_applies: bool,
 }
 
 /// The hosts of `route` in order of preference (first smart host, lowest MX preference), each
@@ -38,6 +41,7 @@ pub(super) async fn resolve(route: &Route, dns: &Dns, deadline: Instant) -> Vec<
                     host: Host::Name(domain.clone()),
                     addresses: Err(failure),
                     elapsed: started.elapsed(),
+                    dane_applies: false,
                 }];
             }
         },
@@ -51,6 +55,7 @@ pub(super) async fn resolve(route: &Route, dns: &Dns, deadline: Instant) -> Vec<
             host,
             addresses,
             elapsed: started.elapsed(),
+            dane_applies: false,
         }
     });
     join_all(lookups).await

@@ -68,6 +68,11 @@ impl TlsContext {
         })
     }
 
+    /// The system's trust anchors, as loaded at start.
+    pub fn system_roots(&self) -> &[CertificateDer<'static>] {
+        &self.system_roots
+    }
+
     /// A validator trusting the system roots and `extra` anchors; build one per CA set, once.
     pub fn validator(&self, extra: Option<&TrustAnchors>) -> ChainValidator {
         let mut roots = RootCertStore::empty();

@@ -19,6 +19,7 @@ mod dnssec;
 mod fixtures;
 mod monitoring;
 mod mta_sts;
+mod mta_sts_probe;
 mod paging;
 mod postfix_queue;
 mod probe_dns;

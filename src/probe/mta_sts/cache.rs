@@ -3,6 +3,9 @@
 //!   independent of the configuration (the exporter holds it across reloads);
 //! - a policy is used for its `max_age` from its fetch; it is refetched when the `_mta-sts`
 //!   record announces another `id`, or when the copy has expired;
+//! - a copy past half its `max_age` is refetched in the background while it stays in force (as
+//!   senders are advised to refresh a policy before it expires), so that a policy host that
+//!   stopped serving is seen, and reported, while the copy is still valid;
 //! - a failed refetch leaves a still-valid copy in force;
 //! - one fetch per domain at a time: probes asking meanwhile wait for that fetch (up to their own
 //!   deadline) instead of starting their own; a fetch runs as its own task, so it completes and
@@ -58,9 +61,21 @@ pub struct CachedPolicy {
     pub fetched_at: SystemTime,
     /// When the copy expires: `fetched_at` + `max_age`.
     pub expires_at: SystemTime,
-    /// The id of the copy this one replaced, when that copy held the very same policy: the
-    /// record announced a new id but the policy host still serves the old policy.
+    /// The id of an earlier copy that held the very same policy, when the record has announced
+    /// a new id since and the policy host still serves the old policy (kept across refetches of
+    /// the same id while the policy stays the same).
     pub same_policy_as: Option<String>,
+}
+
+impl CachedPolicy {
+    /// When a refetch starts in the background: half way from the fetch to the expiry.
+    pub fn refresh_at(&self) -> SystemTime {
+        let lifetime = self
+            .expires_at
+            .duration_since(self.fetched_at)
+            .unwrap_or_default();
+        self.fetched_at + lifetime / 2
+    }
 }
 
 /// One fetch of a policy.
@@ -118,9 +133,10 @@ impl PolicyCache {
 
     /// The policy of `domain`, whose `_mta-sts` record announces `id`, at wall-clock time `now`.
     ///
-    /// A copy fetched under `id` and still kept is returned at once, without any fetch. Else a
-    /// fetch is started with `fetch` (unless one is running, or one started less than
-    /// `min_fetch_interval` ago), and awaited until `deadline`.
+    /// A copy fetched under `id` and still kept is returned at once; past its refresh time (see
+    /// [`CachedPolicy::refresh_at`]) a fetch also starts in the background, unless one is
+    /// running or one started less than `min_fetch_interval` ago. Without such a copy a fetch is
+    /// started with `fetch` (under the same conditions), and awaited until `deadline`.
     pub async fn policy<F, Fut>(
         &self,
         domain: &PolicyDomain,
@@ -148,12 +164,17 @@ impl PolicyCache {
             let current = entry
                 .policy
                 .as_ref()
-                .is_some_and(|cached| cached.id == id && self.kept(cached, now));
+                .filter(|cached| cached.id == id && self.kept(cached, now));
+            let refresh_due = current.is_some_and(|cached| now >= cached.refresh_at());
             let paced = entry.last_start.is_some_and(|start| {
                 now.duration_since(start)
                     .is_ok_and(|since| since < self.settings.min_fetch_interval)
             });
-            if current {
+            if current.is_some() {
+                if refresh_due && entry.running.is_none() && !paced {
+                    // The copy stays in force meanwhile: nobody waits for this fetch.
+                    start_fetch(&slot, &mut entry, id, now, fetch());
+                }
                 None
             } else if let Some(running) = &entry.running {
                 Some(running.clone())
@@ -260,8 +281,14 @@ impl Entry {
                 let same_policy_as = self
                     .policy
                     .as_ref()
-                    .filter(|old| old.id != id && old.policy == policy)
-                    .map(|old| old.id.clone());
+                    .filter(|old| old.policy == policy)
+                    .and_then(|old| {
+                        if old.id == id {
+                            old.same_policy_as.clone()
+                        } else {
+                            Some(old.id.clone())
+                        }
+                    });
                 self.policy = Some(Arc::new(CachedPolicy {
                     policy,
                     id: id.clone(),
@@ -369,7 +396,7 @@ mod tests {
         assert_eq!(cached.same_policy_as, None);
         assert!(first.last_fetch_ok());
         assert!(!first.fetching);
-        for t in [1, 60, 1800, 3599] {
+        for t in [1, 60, 1799] {
             let again = cache
                 .policy(
                     &domain(),
@@ -394,6 +421,80 @@ mod tests {
             .await;
         assert_eq!(fetcher.count(), 2, "refetched on expiry");
         assert_eq!(expired.policy.expect("refetched").fetched_at, at(3600));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn past_half_its_max_age_a_copy_is_refreshed_in_the_background() {
+        let cache = PolicyCache::default();
+        let fetcher = Fetcher::default();
+        let enforce = policy(Mode::Enforce, 3600, "mx.example.test");
+        cache
+            .policy(
+                &domain(),
+                "id1",
+                at(0),
+                soon(),
+                fetcher.serve(Ok(enforce.clone()), QUICK),
+            )
+            .await;
+        let started = Instant::now();
+        let refreshing = cache
+            .policy(
+                &domain(),
+                "id1",
+                at(1800),
+                soon(),
+                fetcher.serve(Err(FetchFailure::Status(503)), Duration::from_secs(5)),
+            )
+            .await;
+        assert_eq!(Instant::now(), started, "nobody waits for a refresh");
+        assert_eq!(fetcher.count(), 2, "a refresh started");
+        assert!(refreshing.fetching);
+        assert_eq!(refreshing.policy.expect("still in force").fetched_at, at(0));
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let failed = cache.cached(&domain(), at(1810));
+        assert_eq!(
+            failed
+                .policy
+                .as_ref()
+                .expect("a failed refresh keeps the copy")
+                .fetched_at,
+            at(0)
+        );
+        assert!(!failed.last_fetch_ok(), "the failure is seen before expiry");
+        let paced = cache
+            .policy(
+                &domain(),
+                "id1",
+                at(1830),
+                soon(),
+                fetcher.serve(Ok(enforce.clone()), QUICK),
+            )
+            .await;
+        assert_eq!(fetcher.count(), 2, "refreshes are paced too");
+        assert!(!paced.last_fetch_ok());
+        let refreshed = cache
+            .policy(
+                &domain(),
+                "id1",
+                at(1860),
+                soon(),
+                fetcher.serve(Ok(enforce), QUICK),
+            )
+            .await;
+        assert_eq!(fetcher.count(), 3);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let renewed = cache.cached(&domain(), at(1861));
+        assert_eq!(
+            renewed.policy.as_ref().expect("renewed").expires_at,
+            at(1860 + 3600)
+        );
+        assert!(renewed.last_fetch_ok());
+        assert_eq!(
+            refreshed.policy.expect("served meanwhile").fetched_at,
+            at(0),
+            "the refreshing probe was served the copy in force"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -483,12 +584,37 @@ mod tests {
                 "id2",
                 at(61),
                 soon(),
-                fetcher.serve(Ok(same), QUICK),
+                fetcher.serve(Ok(same.clone()), QUICK),
             )
             .await;
         let cached = status.policy.expect("fetched");
         assert_eq!(cached.id, "id2");
         assert_eq!(cached.same_policy_as.as_deref(), Some("id1"));
+        let expired = cache
+            .policy(
+                &domain(),
+                "id2",
+                at(61 + 3600),
+                soon(),
+                fetcher.serve(Ok(same.clone()), QUICK),
+            )
+            .await;
+        assert_eq!(
+            expired.policy.expect("refetched").same_policy_as.as_deref(),
+            Some("id1"),
+            "still the policy of id1"
+        );
+        let changed = policy(Mode::Enforce, 3600, "new.example.test");
+        let mended = cache
+            .policy(
+                &domain(),
+                "id2",
+                at(61 + 7200),
+                soon(),
+                fetcher.serve(Ok(changed), QUICK),
+            )
+            .await;
+        assert_eq!(mended.policy.expect("refetched").same_policy_as, None);
     }
 
     #[tokio::test(start_paused = true)]

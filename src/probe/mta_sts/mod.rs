@@ -12,9 +12,12 @@
 //! - [`lookup`] lets hickory's resolver answer the names these need.
 //!
 //! [`discover`] ties them together for one domain: read the TXT record, then take the policy
-//! from the cache, fetching it when the cache has no current copy.
+//! from the cache, fetching it when the cache has no current copy. [`check`] is what a probe of
+//! a connector does with them: it looks the policy and the TLS-RPT record up before connecting
+//! and says what the policy asks of each host.
 
 pub mod cache;
+pub mod check;
 pub mod fetch;
 pub mod lookup;
 pub mod policy;

@@ -5,7 +5,8 @@
 //! - leaves (each `NAME.pem` = leaf followed by its issuer, `NAME.key`):
 //!   `valid` (localhost, mx.mf.test, 127.0.0.1; signed by the test CA), `expired`, `notyet`,
 //!   `wrongname` (only wrong.example), `untrusted` (signed by the other CA), `selfsigned`, and
-//!   `badsig` (the valid leaf with one byte of its signature flipped).
+//!   `badsig` (the valid leaf with one byte of its signature flipped), and `sts-mx` (every MX
+//!   host of the MTA-STS world, signed by the test CA).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -55,6 +56,8 @@ pub struct Certs {
     pub selfsigned: Leaf,
     /// the valid leaf with a damaged signature
     pub badsig: Leaf,
+    /// valid for every MX host of the MTA-STS world (`mta_sts_world::mx_hosts`)
+    pub sts_mx: Leaf,
 }
 
 /// The NotAfter of the test CA.
@@ -225,6 +228,9 @@ fn build(dir: &Path) -> Certs {
     );
     let (untrusted, _) = make("untrusted", good_names, usual, 0x1005, Some(&other_ca));
     let (selfsigned, _) = make("selfsigned", good_names, usual, 0x1006, None);
+    let mx_hosts = super::mta_sts_world::mx_hosts();
+    let mx_names: Vec<&str> = mx_hosts.iter().map(String::as_str).collect();
+    let (sts_mx, _) = make("sts-mx", &mx_names, usual, 0x1007, Some(&test_ca));
 
     // The valid leaf with the last byte of its signature changed: still well-formed DER, the
     // same public key (so Postfix loads it with the valid key), but the CA's signature no longer
@@ -256,6 +262,7 @@ fn build(dir: &Path) -> Certs {
         untrusted,
         selfsigned,
         badsig,
+        sts_mx,
     }
 }
 

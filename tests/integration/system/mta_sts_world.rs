@@ -8,12 +8,13 @@
 //! certificate. Its MX hosts resolve to 127.0.0.1, the first one also as its MX record.
 //!
 //! The world takes a block of loopback addresses of its own (`127.X.Y.1` DNS on port 53,
-//! `.2` nginx on 443, `.3` the silent host on 443, `.10` and up for extra zones), chosen from the
-//! process id and moved on when taken, so that test binaries running at once don't collide.
+//! `.2` nginx on 443, `.3` the silent host on 443, `.10` to `.59` for extra zones), chosen from
+//! the process id and moved on when taken, so that test binaries running at once don't collide.
 //!
-//! What changes during a test: the policy files of [`KEEP`] and [`ID_CHANGE`] (through
-//! [`MtaStsWorld::set_policy`]), and the TXT records, by asking another dnsmasq with some
-//! records replaced ([`MtaStsWorld::zone`]). Everything else is fixed, so tests can share it.
+//! What changes during a test: the policy files of [`KEEP`], [`ID_CHANGE`], [`KEEP_PROBE`] and
+//! [`ID_PROBE`] (through [`MtaStsWorld::set_policy`]), and the TXT records, by asking another
+//! dnsmasq with some records replaced ([`MtaStsWorld::zone`]). Everything else is fixed, so
+//! tests can share it.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -62,12 +63,25 @@ pub const TWO_RECORDS: &str = "tworecords.sts.test";
 pub const NO_RECORD: &str = "norecord.sts.test";
 /// A policy whose mode is `strict` (not a mode).
 pub const MALFORMED: &str = "malformed.sts.test";
+/// `enforce`, listing `listed.missing.sts.test` only, while its MX is `mx.missing.sts.test`.
+pub const MISSING: &str = "missing.sts.test";
+/// `enforce`, listing `*.deepwild.sts.test`, while its MX is `deep.mx.deepwild.sts.test` (two
+/// labels below the pattern's domain: must not match).
+pub const DEEP_WILDCARD: &str = "deepwild.sts.test";
+/// `testing`, listing `listed.testmiss.sts.test` only, while its MX is `mx.testmiss.sts.test`.
+pub const TESTING_MISSING: &str = "testmiss.sts.test";
 /// `enforce`, for a test that asks many times at once (its request count is its own).
 pub const SHARED: &str = "shared.sts.test";
 /// `enforce`, for a test that breaks and mends the policy host ([`MtaStsWorld::set_policy`]).
 pub const KEEP: &str = "keep.sts.test";
 /// `enforce`, for a test that changes the `_mta-sts` id ([`MtaStsWorld::zone`]).
 pub const ID_CHANGE: &str = "idchange.sts.test";
+/// `enforce`, for the exporter's test that breaks the policy host ([`MtaStsWorld::set_policy`]).
+pub const KEEP_PROBE: &str = "keepprobe.sts.test";
+/// `enforce`, for the exporter's test that changes the `_mta-sts` id and the policy.
+pub const ID_PROBE: &str = "idprobe.sts.test";
+/// The sites whose policy a test may change (each test has its own).
+const CHANGING: [&str; 4] = [KEEP, ID_CHANGE, KEEP_PROBE, ID_PROBE];
 
 /// How a site's policy host answers `GET /.well-known/mta-sts.txt`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,10 +209,49 @@ pub const SITES: &[Site] = &[
         &["v=STSv1; id=bad1"],
         Serve::Policy("version: STSv1\nmode: strict\nmx: mx.malformed.sts.test\nmax_age: 86400\n"),
     ),
+    site(
+        MISSING,
+        &["v=STSv1; id=missing1"],
+        Serve::Policy(
+            "version: STSv1\nmode: enforce\nmx: listed.missing.sts.test\nmax_age: 86400\n",
+        ),
+    ),
+    Site {
+        hosts: &["deep.mx"],
+        ..site(
+            DEEP_WILDCARD,
+            &["v=STSv1; id=deep1"],
+            Serve::Policy(
+                "version: STSv1\nmode: enforce\nmx: *.deepwild.sts.test\nmax_age: 86400\n",
+            ),
+        )
+    },
+    site(
+        TESTING_MISSING,
+        &["v=STSv1; id=testmiss1"],
+        Serve::Policy(
+            "version: STSv1\nmode: testing\nmx: listed.testmiss.sts.test\nmax_age: 86400\n",
+        ),
+    ),
     site(SHARED, &["v=STSv1; id=shared1"], Serve::Enforce),
     site(KEEP, &["v=STSv1; id=keep1"], Serve::Enforce),
     site(ID_CHANGE, &["v=STSv1; id=first"], Serve::Enforce),
+    site(KEEP_PROBE, &["v=STSv1; id=keep1"], Serve::Enforce),
+    site(ID_PROBE, &["v=STSv1; id=first"], Serve::Enforce),
 ];
+
+/// Every MX host of the world (`LABEL.DOMAIN` for each host of each site), for a certificate
+/// that names them all.
+pub fn mx_hosts() -> Vec<String> {
+    SITES
+        .iter()
+        .flat_map(|site| {
+            site.hosts
+                .iter()
+                .map(|host| format!("{host}.{}", site.domain))
+        })
+        .collect()
+}
 
 /// The `enforce` policy of `domain`, listing `mx.DOMAIN`, kept for a day.
 pub fn enforce_policy(domain: &str) -> String {
@@ -223,7 +276,7 @@ pub struct MtaStsWorld {
     pub trust_bundle: PathBuf,
     /// The DER of the world's CA.
     pub ca_der: Vec<u8>,
-    /// The block of loopback addresses (`127.A.B.0/28`) the world holds.
+    /// The block of loopback addresses (`127.A.B.0/24`) the world holds.
     block: [u8; 3],
     /// The zone's children: the main dnsmasq and nginx.
     children: Mutex<Vec<Child>>,
@@ -261,8 +314,8 @@ impl MtaStsWorld {
     /// Serves `policy` for `domain` from now on (`None`: 404, the file is gone).
     pub fn set_policy(&self, domain: &str, policy: Option<&str>) {
         assert!(
-            [KEEP, ID_CHANGE].contains(&domain),
-            "only KEEP and ID_CHANGE change during a test"
+            CHANGING.contains(&domain),
+            "only the sites of CHANGING change during a test"
         );
         let file = self.policy_file(domain);
         match policy {
@@ -307,7 +360,7 @@ impl MtaStsWorld {
     pub fn zone(&self, replaced: &[(&str, &[&str])]) -> Zone {
         static NEXT: AtomicU8 = AtomicU8::new(10);
         let host = NEXT.fetch_add(1, Ordering::SeqCst);
-        assert!(host < 16, "at most six extra zones per test binary");
+        assert!(host < 60, "at most fifty extra zones per test binary");
         let ip = self.address(host);
         let (child, addr) = start_dnsmasq(&self.dir, ip, &self.zone_config(ip, replaced))
             .unwrap_or_else(|e| panic!("extra zone on {ip}: {e}"));

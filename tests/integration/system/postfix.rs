@@ -40,6 +40,8 @@ pub const LISTENERS: &[&str] = &[
     "tls10",
     // the valid STARTTLS listener, but every RCPT TO is rejected (554)
     "rcpt_reject",
+    // STARTTLS with a leaf naming every MX host of the MTA-STS world
+    "sts",
 ];
 
 /// The running Postfix.
@@ -109,6 +111,7 @@ fn listener_options(name: &str) -> String {
              -o tls_medium_cipherlist=DEFAULT:@SECLEVEL=0 -o tls_high_cipherlist=DEFAULT:@SECLEVEL=0",
             tls_options(&c.valid)
         ),
+        "sts" => tls_options(&c.sts_mx),
         "rcpt_reject" => format!(
             "{} -o smtpd_recipient_restrictions=reject",
             tls_options(&c.valid)
