@@ -10,8 +10,8 @@ use std::time::Duration;
 use crate::common::exporter::{Exporter, HELO};
 use crate::common::http;
 use crate::common::metrics::Metrics;
-use crate::common::mta_sts_world::{self as sts, world};
-use crate::common::postfix::postfix;
+use crate::system::mta_sts_world::{self as sts, world};
+use crate::system::postfix::postfix;
 use crate::common::smtp::Server;
 
 /// A configuration whose connectors resolve names through `nameserver` (port 53), with time
@@ -228,7 +228,7 @@ fn a_policy_that_cannot_be_had_leaves_the_probe_as_without_one() {
 
 /// POST /-/reload, expecting it to succeed.
 fn reload(e: &Exporter, yaml: &str) {
-    std::fs::write(&e.config_file, yaml).expect("write config");
+    std::fs::write(e.config_file(), yaml).expect("write config");
     let response = http::request(e.addr, "POST", "/-/reload", &[]).expect("POST /-/reload");
     assert_eq!(response.status, 200, "reload: {}", response.body);
 }
