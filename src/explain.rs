@@ -313,8 +313,10 @@ mod tests {
                 ],
                 tls: None,
                 last_reply: None,
+                dane: None,
             }],
             mta_sts: Some(mta_sts),
+            mx_dnssec: None,
         }
     }
 

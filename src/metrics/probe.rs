@@ -404,8 +404,10 @@ mod tests {
                 phases: vec![(Phase::Connect, Duration::from_millis(1))],
                 tls: None,
                 last_reply: None,
+                dane: None,
             }],
             mta_sts: None,
+            mx_dnssec: None,
         };
         Arc::new(FinishedProbe {
             report,

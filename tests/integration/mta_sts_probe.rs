@@ -10,9 +10,9 @@ use std::time::Duration;
 use crate::common::exporter::{Exporter, HELO};
 use crate::common::http;
 use crate::common::metrics::Metrics;
+use crate::common::smtp::Server;
 use crate::system::mta_sts_world::{self as sts, world};
 use crate::system::postfix::postfix;
-use crate::common::smtp::Server;
 
 /// A configuration whose connectors resolve names through `nameserver` (port 53), with time
 /// enough for a policy fetch (half the probe's budget).
