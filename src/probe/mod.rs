@@ -41,11 +41,10 @@ use mta_sts::PolicyDomain;
 use mta_sts::cache::PolicyCache;
 use mta_sts::check::{HostRule, MtaStsReport, StsSetup};
 use mta_sts::fetch::PolicyClient;
-use report::TargetDane;
 use resolve::{Resolution, ResolvedHost};
 use tls::{ChainValidator, ExpectedName, TlsContext};
 
-pub use report::{Report, TargetReport};
+pub use report::{DaneCheck, Report, TargetDane, TargetReport};
 
 /// The probes of one configuration, with the resolvers and validators they share.
 #[derive(Debug)]
