@@ -15,6 +15,7 @@
 mod common;
 mod system;
 
+mod dane;
 mod dnssec;
 mod fixtures;
 mod monitoring;
