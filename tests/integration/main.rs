@@ -4,8 +4,9 @@
 //! server with TLS, and a sender whose queue the exporter reads), a real DNS server (dnsmasq),
 //! Prometheus and promtool, and network namespaces (`system/`).
 //!
-//! Needs root (Postfix, network namespaces) and the Debian packages postfix, dnsmasq-base,
-//! prometheus, nginx, iproute2, curl and openssl: `scripts/install-deps` installs them, `scripts/test`
+//! Needs root (Postfix, network and mount namespaces, ports 53 and 443 on loopback) and the
+//! Debian packages postfix, dnsmasq-base, prometheus, nginx, postfix-mta-sts-resolver, iproute2,
+//! curl and openssl: `scripts/install-deps` installs them, `scripts/test`
 //! runs this tier. Built only with the cargo feature `system-tests`, so that a plain
 //! `cargo test` (the hermetic tier) runs anywhere:
 //! `cargo test --features system-tests --test integration`.
@@ -20,6 +21,7 @@ mod dnssec;
 mod fixtures;
 mod monitoring;
 mod mta_sts;
+mod mta_sts_agreement;
 mod mta_sts_probe;
 mod paging;
 mod postfix_queue;

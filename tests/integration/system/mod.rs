@@ -1,6 +1,7 @@
 //! What the system tier drives besides the exporter: a real Postfix (as a receiving mail server
 //! with TLS listeners, and as a sender whose queue the exporter reads), dnsmasq as a real DNS
-//! server, Prometheus, network namespaces, the test PKI they present, the DNS wire format to check
+//! server, nginx and dnsmasq as an MTA-STS world with postfix-mta-sts-resolver as an independent
+//! MTA-STS client, Prometheus, network namespaces, the test PKI they present, the DNS wire format to check
 //! them with, and the reaper that cleans up after the test binary.
 //!
 //! Needs root and the Debian packages postfix, dnsmasq-base, prometheus, iproute2, curl and
@@ -13,6 +14,7 @@ pub mod certs;
 pub mod dns_wire;
 pub mod dnsmasq;
 pub mod dnssec_world;
+pub mod mta_sts_resolver;
 pub mod mta_sts_world;
 pub mod netns;
 pub mod postfix;

@@ -20,6 +20,10 @@
 //! the default main.cf (Postfix skips that check for root; /etc/postfix/main.cf need not even
 //! exist).
 //!
+//! [`Options`] can point the sender at another DNS server (one that also answers MX lookups)
+//! and add to its `main.cf` (e.g. an MTA-STS policy map); [`Sender::delivery`] reads how each
+//! recipient's delivery ended.
+//!
 //! [`Sender`] stops Postfix (`postfix stop`, waiting for the master to exit) and dnsmasq, and
 //! removes the directory when dropped, also when a test panics.
 
@@ -63,6 +67,24 @@ impl Route {
     }
 }
 
+/// How a sender differs from the usual one.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Resolve names through this DNS server (port 53) instead of a dnsmasq of its own.
+    pub nameserver: Option<Ipv4Addr>,
+    /// Extra `main.cf` lines, after the usual ones (a later setting overrides an earlier one).
+    pub main_cf: String,
+}
+
+/// How Postfix's log says one recipient's delivery ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// `sent`, `deferred` or `bounced`.
+    pub status: String,
+    /// The rest of the log line: the relay, the delays and the reason.
+    pub line: String,
+}
+
 /// The running sender Postfix, and its loopback DNS server.
 pub struct Sender {
     dir: tempfile::TempDir,
@@ -74,6 +96,12 @@ impl Sender {
     /// Starts dnsmasq and Postfix with `routes`; panics (after cleaning up) when either does not
     /// come up.
     pub fn start(routes: &[Route]) -> Sender {
+        Sender::start_with(routes, &Options::default())
+    }
+
+    /// Starts Postfix with `routes` and `options` (and dnsmasq, unless `options` names a DNS
+    /// server); panics (after cleaning up) when it does not come up.
+    pub fn start_with(routes: &[Route], options: &Options) -> Sender {
         let dir = tempfile::Builder::new()
             .prefix("mailflow-postfix-sender-")
             .tempdir()
@@ -97,7 +125,10 @@ impl Sender {
             .arg(base.join("data")))
         .expect("chown the data directory");
 
-        sender.start_dns();
+        match options.nameserver {
+            Some(nameserver) => sender.dns_addr = nameserver,
+            None => sender.start_dns(),
+        }
         let conf = sender.conf();
         std::fs::write(
             base.join("queue/etc/resolv.conf"),
@@ -109,7 +140,11 @@ impl Sender {
         .expect("write the chroot's resolv.conf");
         std::fs::write(base.join("queue/etc/hosts"), "127.0.0.1 localhost\n")
             .expect("write the chroot's hosts");
-        std::fs::write(conf.join("main.cf"), main_cf(&base)).expect("write main.cf");
+        std::fs::write(
+            conf.join("main.cf"),
+            format!("{}{}", main_cf(&base), options.main_cf),
+        )
+        .expect("write main.cf");
         // No smtpd at all; `smtp` (the only service that looks names up) runs chrooted in the
         // queue directory, so that it reads the queue directory's etc/resolv.conf.
         let master_cf = super::postfix_services::internal_services(true);
@@ -213,6 +248,47 @@ impl Sender {
                     .map(|m| m.to_string())
                     .collect::<Vec<_>>()
                     .join("\n"),
+                self.log()
+            )
+        })
+    }
+
+    /// How the delivery to `recipient` ended, from the last `to=<RECIPIENT>` line of the log
+    /// that has a status; `None` before one was tried.
+    pub fn delivery(&self, recipient: &str) -> Option<Delivery> {
+        let to = format!("to=<{recipient}>");
+        self.log()
+            .lines()
+            .rev()
+            .filter(|line| line.contains(&to))
+            .filter_map(|line| {
+                let (_, rest) = line.split_once(" status=")?;
+                let status = rest.split_whitespace().next()?;
+                Some(Delivery {
+                    status: status.to_owned(),
+                    line: line
+                        .split_once(&to)
+                        .map_or(line, |(_, l)| l)
+                        .trim_start_matches([',', ' '])
+                        .to_owned(),
+                })
+            })
+            .next()
+    }
+
+    /// Waits (polling, at most `limit`) until each of `recipients` has a delivery status;
+    /// returns them in order.
+    pub fn wait_deliveries(&self, recipients: &[String], limit: Duration) -> Vec<Delivery> {
+        let done = crate::common::poll(limit, || {
+            recipients
+                .iter()
+                .map(|r| self.delivery(r))
+                .collect::<Option<Vec<Delivery>>>()
+                .ok_or(())
+        });
+        done.unwrap_or_else(|()| {
+            panic!(
+                "after {limit:?}, not every recipient of {recipients:?} has a status:\n{}",
                 self.log()
             )
         })
