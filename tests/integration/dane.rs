@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::common::exporter::Exporter;
+use crate::common::exporter::{BIN, Exporter, combined_output, run_with_timeout};
 use crate::common::metrics::Metrics;
 use crate::system::certs::certs;
 use crate::system::dnssec_world::{World, ZoneSpec};
@@ -331,6 +331,36 @@ fn dane_table_in_exporter_mode() {
 
 #[test]
 fn dane_table_in_resolver_mode() {
-    let (_e, m) = probe_table("resolver");
+    let (e, m) = probe_table("resolver");
     assert_dane_series("resolver", &m);
+
+    // `probe CONNECTOR` explains a stale record: the statuses, the records, and the `3 1 1`
+    // record the served certificate needs.
+    let out = run_with_timeout(
+        Command::new(BIN)
+            .args(["probe", "ee_stale", "--config.file"])
+            .arg(e.config_file()),
+        std::time::Duration::from_secs(30),
+    );
+    let text = combined_output(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let port = postfix().port("valid");
+    let needed = format!(
+        "_{port}._tcp.stale.dane.test. IN TLSA 3 1 1 {}",
+        spki_sha256(&certs().valid.chain_file)
+    );
+    let published = format!(
+        "3 1 1 {}  usable",
+        spki_sha256(&certs().untrusted.chain_file)
+    );
+    for line in [
+        "4.7.323",
+        "tlsa_mismatch",
+        "stale.dane.test A/AAAA: DNSSEC secure",
+        "TLSA (DNSSEC secure):",
+        &published,
+        &needed,
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
 }
