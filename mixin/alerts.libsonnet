@@ -147,6 +147,14 @@ local describe(what, causes, todo) =
             "renew or replace the certificate, or correct the connector's TLS settings, so that the held mail can leave; if the destination belongs to a partner, contact the partner.",
           ),
           codeAlert(
+            'MailflowStarttlsNotSupported',
+            '4.7.321',
+            connector + ' gets no TLS from a destination that requires it (4.7.321)',
+            "has not delivered for at least 5 minutes: the destination's MTA-STS policy is in enforce mode, so TLS is required, but the server does not offer STARTTLS, refuses it, or fails the TLS handshake; sending servers that honour the policy hold the mail instead of sending it in plain text.",
+            'STARTTLS switched off or broken on the server, a certificate or key that the server can no longer load, a protocol or cipher setup the sender cannot agree to, or a device in the path that strips STARTTLS from the EHLO reply.',
+            "restore STARTTLS on the server and check it with openssl s_client -starttls smtp; if TLS cannot come back quickly, the destination's owner can switch the policy to testing (and change the id of the _mta-sts record) so that mail flows meanwhile; if the destination belongs to a partner, contact the partner.",
+          ),
+          codeAlert(
             'MailflowOtherError',
             'other',
             connector + ' fails with an unclassified error',
@@ -334,6 +342,101 @@ local describe(what, causes, todo) =
               + " would fail full validation of chain, dates and name. The connector's TLS setting does not enforce validation, so mail flows for now; once validation is required, delivery stops with 4.7.320.",
               "an expired or self-signed certificate, one from a private or unknown issuer, or one that does not carry the server's name.",
               "probe the connector by hand to see which check fails and replace the certificate before anyone tightens the connector's TLS settings; if the server belongs to a partner, tell the partner.",
+            ),
+          ),
+        ],
+      },
+
+      comment(|||
+        MTA-STS (RFC 8461): the policy of each connector's policy domain (its first recipient
+        domain, or its first smart host). A host that an enforce policy does not list (code 4.4.8)
+        and a certificate such a policy refuses (4.7.5) are critical per host and address, whether
+        or not other hosts still deliver: Exchange Online holds the mail for that host. The other
+        rules warn about the policy itself, while mail still flows.
+      |||) + {
+        name: 'mailflow-mta-sts',
+        rules: [
+          alert(
+            'MailflowMtaStsHostNotInPolicy',
+            std.join('\n', [
+              'mailflow_mta_sts_mx_match == 0',
+              '  and on (job, instance, connector)',
+              'mailflow_mta_sts_policy_mode{mode="enforce"} == 1',
+            ]),
+            '5m',
+            'critical',
+            'Host {{ $labels.host }} of connector {{ $labels.connector }} is not in its MTA-STS policy (4.4.8)',
+            describe(
+              "The destination's MTA-STS policy is in enforce mode and none of its mx patterns matches {{ $labels.host }}, a host connector {{ $labels.connector }} delivers to. Sending servers that honour the policy (Exchange Online among them) refuse to deliver to this host, without even connecting (4.4.8); if it is the only host, mail for the connector is being held in the queue."
+              + '{{ with printf "mailflow_probe_success{connector=%q}" $labels.connector | query }}'
+              + '{{ with . | first }}{{ if eq .Value 1.0 }} Another host still accepts the mail for now.{{ end }}{{ end }}{{ end }}',
+              'the MX records were changed (a new mail provider, a new server) and the policy file was not; a typo in an mx line; or a wildcard that is one label too short (*.example.com matches mx.example.com, not mx.eu.example.com).',
+              'add the host to the policy file at https://mta-sts.DOMAIN/.well-known/mta-sts.txt and change the id of the _mta-sts TXT record so that senders fetch it again, or point the MX back at a listed host; if the destination belongs to a partner, contact the partner.',
+            ),
+          ),
+          alert(
+            'MailflowMtaStsCertificateInvalid',
+            // Without its code label: the Alertmanager configuration treats an alert with a
+            // `code` as a per-code connector alert.
+            'max without (code) (mailflow_target_status{code="4.7.5"}) == 1',
+            '5m',
+            'critical',
+            "{{ $labels.address }} of connector {{ $labels.connector }} fails its destination's MTA-STS policy (4.7.5)",
+            describe(
+              "The destination's MTA-STS policy is in enforce mode and the certificate that {{ $labels.address }} ({{ $labels.host }}) presents is not valid for the host"
+              + '{{ with printf "mailflow_probe_failure_info{connector=%q,code=%q}" $labels.connector "4.7.5" | query }}'
+              + '{{ with . | first }} (reason {{ .Labels.reason }}){{ end }}{{ end }}'
+              + '. Sending servers that honour the policy refuse to deliver to it (4.7.5), whatever the connector itself checks.',
+              'an expired certificate, a certificate that does not name the MX host (a renewal for another name, a default certificate), or one from an issuer that public senders do not trust (a private CA, a missing intermediate certificate).',
+              "renew or replace the certificate so that a public CA vouches for the host's own name, and install the full chain; if the destination belongs to a partner, contact the partner.",
+            ),
+          ),
+          alert(
+            'MailflowMtaStsPolicyUnfetchable',
+            std.join('\n', [
+              'mailflow_mta_sts_policy_fetch_success == 0',
+              '  and on (job, instance, connector)',
+              'mailflow_mta_sts_policy_mode{mode="enforce"} == 1',
+            ]),
+            '30m',
+            'warning',
+            "MTA-STS policy of connector {{ $labels.connector }}'s destination cannot be fetched",
+            describe(
+              "The destination publishes an MTA-STS record, but its policy could not be fetched for at least 30 minutes; the enforce policy fetched earlier is still cached and in force"
+              + '{{ with printf "mailflow_mta_sts_policy_expiry_timestamp_seconds{connector=%q} - time()" $labels.connector | query }}'
+              + '{{ with . | first }} for {{ .Value | humanizeDuration }}{{ end }}{{ end }}'
+              + '. Senders that have no copy yet deliver as if there were no policy, and once the cached copies expire nobody enforces it.',
+              'the policy host mta-sts.DOMAIN is down or its name does not resolve, its certificate expired or names another host, it redirects or answers 404 (redirects are not followed), the file is served with another media type than text/plain, is over 64 KiB, or no longer parses.',
+              'run mailflow_exporter probe CONNECTOR to see why the fetch fails, and fix the policy host; if the destination belongs to a partner, tell the partner.',
+            ),
+          ),
+          alert(
+            'MailflowMtaStsPolicyExpiring',
+            std.join('\n', [
+              '(mailflow_mta_sts_policy_expiry_timestamp_seconds - time())',
+              '  < %s * mailflow_mta_sts_policy_max_age_seconds' % text.number(config.mtaStsPolicyExpiryFraction),
+              '  and on (job, instance, connector)',
+              'mailflow_mta_sts_policy_mode{mode=~"enforce|testing"} == 1',
+            ]),
+            '15m',
+            'warning',
+            "Cached MTA-STS policy of connector {{ $labels.connector }}'s destination expires in {{ $value | humanizeDuration }}",
+            describe(
+              "The cached copy of the destination's MTA-STS policy expires in {{ $value | humanizeDuration }}, and it has not been renewed although the exporter refetches it from half its max_age on. Once it expires, senders that cannot fetch the policy again stop enforcing it: mail still flows, but without the protection the domain asked for.",
+              'the policy host has failed to serve the policy for a long time (see MailflowMtaStsPolicyUnfetchable), or a very short max_age.',
+              'fix the policy host so that the policy can be fetched again; if the destination belongs to a partner, tell the partner.',
+            ),
+          ),
+          alert(
+            'MailflowMtaStsPolicyIdChangedPolicyUnchanged',
+            'mailflow_mta_sts_policy_same_as_previous_id == 1',
+            '1h',
+            'warning',
+            "MTA-STS record of connector {{ $labels.connector }}'s destination announces a new id, but the policy is the same",
+            describe(
+              'The _mta-sts TXT record announces a new policy id, but the policy host still serves exactly the policy it served under the previous id. A new id tells senders to fetch a changed policy: most likely the record was updated and the policy file was not.',
+              'the policy file was not deployed (or a cache or CDN in front of the policy host still serves the old one), or the id was changed on purpose without a change to the policy.',
+              'compare the served file with the intended one and deploy it; if the id was changed on purpose, the alert clears once the policy itself changes, so silence it meanwhile.',
             ),
           ),
         ],

@@ -35,6 +35,11 @@
     postfixQueueMessages: 2000,
     postfixQueueAgeSeconds: 3600,
 
+    // MailflowMtaStsPolicyExpiring: the cached MTA-STS policy has less than this share of its
+    // max_age left. A copy that is refreshed normally never drops below a half (the exporter
+    // refetches it in the background from half its max_age on).
+    mtaStsPolicyExpiryFraction: 0.25,
+
     // The Grafana dashboard.
     dashboardUID: 'mailflow-exporter',
     dashboardTitle: 'Mail flow',

@@ -44,6 +44,9 @@ local codeColours = std.mapWithIndex(
     ['4.4.317', 'semi-dark-red'],
     ['4.4.318', 'yellow'],
     ['4.7.320', 'blue'],
+    ['4.7.321', 'dark-red'],
+    ['4.4.8', 'dark-purple'],
+    ['4.7.5', 'dark-blue'],
     ['other', 'text'],
   ],
 );
@@ -382,11 +385,104 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
       hidden=labelsNotShown + ['Value'],
     ),
 
-    row('DANE and DNSSEC', 68),
+    row('MTA-STS and TLS-RPT', 68),
+    table(
+      'MTA-STS policy',
+      "The MTA-STS policy of each connector's policy domain (its first recipient domain, or its first smart host): enforce, testing, none, or absent (no record, or no policy could be fetched). Connectors with mta_sts_mode none, tls_settings none or an IP-literal smart host have no row.",
+      grid(0, 69, 8, 8),
+      query('A', 'max by (connector, mode) (%s == 1)' % perConnector('mailflow_mta_sts_policy_mode'), '__auto', instant=true, table=true),
+      columns=['connector', 'mode'],
+      hidden=['Time', 'Value'],
+      overrides=[{
+        matcher: { id: 'byName', options: 'mode' },
+        properties: [
+          { id: 'custom.cellOptions', value: { type: 'color-text' } },
+          {
+            id: 'mappings',
+            value: [{
+              type: 'value',
+              options: {
+                enforce: { color: 'green', index: 0 },
+                testing: { color: 'yellow', index: 1 },
+                none: { color: 'text', index: 2 },
+                absent: { color: 'text', index: 3 },
+              },
+            }],
+          },
+        ],
+      }],
+      sortBy='connector',
+    ),
+    table(
+      'MX hosts in the policy',
+      'Whether each host the connector delivers to matches an mx pattern of the policy in force. Not listed under an enforce policy: senders refuse the host (4.4.8).',
+      grid(8, 69, 8, 8),
+      query('A', perConnector('mailflow_mta_sts_mx_match'), '__auto', instant=true, table=true),
+      columns=['connector', 'host', 'Value'],
+      hidden=labelsNotShown,
+      renamed={ Value: 'listed' },
+      overrides=[{
+        matcher: { id: 'byName', options: 'listed' },
+        properties: [
+          { id: 'mappings', value: binaryMapping(['no', 'red'], ['yes', 'green']) },
+          { id: 'custom.cellOptions', value: { type: 'color-background' } },
+        ],
+      }],
+    ),
+    table(
+      'TLS-RPT and policy ids',
+      'Whether the policy domain publishes a TLS-RPT record (where senders report TLS failures), and whether its _mta-sts record announced a new id while the policy stayed the same.',
+      grid(16, 69, 8, 8),
+      query(
+        'A',
+        'label_replace(%s, "check", "TLS-RPT record", "", "") or label_replace(1 - %s, "check", "id and policy agree", "", "")'
+        % [perConnector('mailflow_tlsrpt_record_present'), perConnector('mailflow_mta_sts_policy_same_as_previous_id')],
+        '__auto',
+        instant=true,
+        table=true,
+      ),
+      columns=['connector', 'check', 'Value'],
+      hidden=labelsNotShown,
+      renamed={ Value: 'ok' },
+      overrides=[{
+        matcher: { id: 'byName', options: 'ok' },
+        properties: [
+          { id: 'mappings', value: binaryMapping(['no', 'orange'], ['yes', 'green']) },
+          { id: 'custom.cellOptions', value: { type: 'color-background' } },
+        ],
+      }],
+    ),
+    stateTimeline(
+      'Policy fetch',
+      'Whether the last fetch of the policy succeeded (absent where no _mta-sts record is published). A failure under an enforce policy leaves the cached copy in force until it expires.',
+      grid(0, 77, 12, 8),
+      [query('A', perConnector('mailflow_mta_sts_policy_fetch_success'), '{{connector}}')],
+      'failing',
+      'fetched',
+    ),
+    timeseries(
+      'Policy cache days left',
+      'Solid: days until the cached policy expires (fetch time + max_age). Dashed: its max_age. The exporter refetches from half the max_age on, so a healthy line saw-tooths above half; it falls below a quarter only while fetches fail.',
+      grid(12, 77, 12, 8),
+      [
+        query('A', '(%s - time()) / 86400' % perConnector('mailflow_mta_sts_policy_expiry_timestamp_seconds'), '{{connector}} left'),
+        query('B', '%s / 86400' % perConnector('mailflow_mta_sts_policy_max_age_seconds'), '{{connector}} max_age'),
+      ],
+      'd',
+      overrides=[{
+        matcher: { id: 'byFrameRefID', options: 'B' },
+        properties: [
+          { id: 'custom.lineStyle', value: { fill: 'dash', dash: [10, 10] } },
+          { id: 'custom.fillOpacity', value: 0 },
+        ],
+      }],
+    ),
+
+    row('DANE and DNSSEC', 85),
     table(
       'DNSSEC status',
       'DNSSEC status of each host\'s address records (and of the MX RRset, under the domain) for connectors that check DANE. Bogus holds the mail (4.7.324); insecure or indeterminate means DANE does not apply.',
-      grid(0, 69, 8, 8),
+      grid(0, 86, 8, 8),
       query('A', perConnector('mailflow_dnssec_status') + ' == 1', '__auto', instant=true, table=true),
       columns=['connector', 'host', 'status'],
       hidden=labelsNotShown + ['Value'],
@@ -394,7 +490,7 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
     table(
       'TLSA records',
       'Usable (usage 2 or 3) and unusable TLSA records at _PORT._tcp.HOST, wherever the TLSA answer is DNSSEC-secure.',
-      grid(8, 69, 6, 8),
+      grid(8, 86, 6, 8),
       query('A', perConnector('mailflow_dane_tlsa_records'), '__auto', instant=true, table=true),
       columns=['connector', 'host', 'usable', 'Value'],
       hidden=labelsNotShown,
@@ -403,7 +499,7 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
     stateTimeline(
       'TLSA match',
       'Whether a usable TLSA record matches the chain each address presents. A mismatch holds the mail (4.7.323).',
-      grid(14, 69, 5, 8),
+      grid(14, 86, 5, 8),
       [query('A', perConnector('mailflow_dane_match'), '{{connector}} {{address}}')],
       'mismatch',
       'match',
@@ -411,33 +507,33 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
     stateTimeline(
       'Rollover ready',
       'Whether the next certificate renewal keeps DANE working: a DANE-TA record, or the next key\'s 3 1 1 record published ahead.',
-      grid(19, 69, 5, 8),
+      grid(19, 86, 5, 8),
       [query('A', perConnector('mailflow_dane_rollover_ready'), '{{connector}} {{host}}')],
       'not ready',
       'ready',
     ),
 
-    row('Probe timing', 77),
+    row('Probe timing', 94),
     timeseries(
       'Phase timings',
       'How long each phase of the latest probe took (for the preferred successful address).',
-      grid(0, 78, 12, 8),
+      grid(0, 95, 12, 8),
       [query('A', perConnector('mailflow_probe_phase_duration_seconds'), '{{connector}} {{phase}}')],
       's',
     ),
     timeseries(
       'Probe duration',
       'The whole probe, all addresses included.',
-      grid(12, 78, 12, 8),
+      grid(12, 95, 12, 8),
       [query('A', perConnector('mailflow_probe_duration_seconds'), '{{connector}}')],
       's',
     ),
 
-    row('Exporter health', 86),
+    row('Exporter health', 103),
     table(
       'Exporter build',
       'Version and revision of each running exporter.',
-      grid(0, 87, 8, 6),
+      grid(0, 104, 8, 6),
       query('A', 'mailflow_exporter_build_info', '__auto', instant=true, table=true),
       columns=['instance', 'version', 'revision'],
       hidden=['Time', 'Value', '__name__'],
@@ -446,7 +542,7 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
       'stat',
       'Configuration reload',
       'Whether the last configuration reload succeeded, and when one last did.',
-      grid(8, 87, 8, 6),
+      grid(8, 104, 8, 6),
       [
         query('A', 'mailflow_config_last_reload_successful', '{{instance}} last reload', instant=true),
         query('B', 'mailflow_config_last_reload_success_timestamp_seconds * 1000', '{{instance}} last good reload', instant=true),
@@ -482,7 +578,7 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
     stateTimeline(
       'Scrapes',
       'Whether Prometheus reaches the exporter (/metrics) and each connector\'s probe (/probe).',
-      grid(16, 87, 8, 6),
+      grid(16, 104, 8, 6),
       [
         query('A', 'up{%s}' % config.exporterSelector, 'exporter {{instance}}'),
         query('B', 'up{%s, connector=~"$connector"}' % config.probeSelector, 'probe {{connector}}'),
@@ -497,7 +593,7 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
       id: null,
       uid: config.dashboardUID,
       title: config.dashboardTitle,
-      description: 'Mail connectors probed by mailflow_exporter: codes, queue age against the retry window, addresses, certificates.',
+      description: 'Mail connectors probed by mailflow_exporter: codes, queue age against the retry window, addresses, certificates, MTA-STS.',
       tags: ['mail', 'smtp', 'mailflow_exporter'],
       timezone: 'browser',
       editable: true,

@@ -12,6 +12,7 @@
   // Exchange Online's threshold in older tenants.
   postfixQueueMessages: 200,
   postfixQueueAgeSeconds: 1800,
+  mtaStsPolicyExpiryFraction: 0.5,
   dashboardUID: 'mail-flow-custom',
   dashboardTitle: 'Mail flow (custom)',
 }

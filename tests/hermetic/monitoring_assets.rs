@@ -15,7 +15,7 @@ const RUNBOOK: &str = "docs/runbook.md";
 /// The default `runbookURLPattern` of the mixin, up to the anchor.
 const RUNBOOK_URL: &str = "docs/runbook.md#";
 
-/// Every metric of the metrics table in the product contract.
+/// Every metric of the metrics table in the product contract, and the exporter's extras.
 const METRICS: &[&str] = &[
     "mailflow_probe_success",
     "mailflow_probe_status",
@@ -35,6 +35,14 @@ const METRICS: &[&str] = &[
     "mailflow_last_success_timestamp_seconds",
     "mailflow_postfix_queue_messages",
     "mailflow_postfix_queue_oldest_age_seconds",
+    "mailflow_mta_sts_policy_mode",
+    "mailflow_mta_sts_policy_fetch_success",
+    "mailflow_mta_sts_policy_expiry_timestamp_seconds",
+    "mailflow_mta_sts_mx_match",
+    "mailflow_tlsrpt_record_present",
+    // Extras of the exporter (README, "MTA-STS and TLS-RPT"), shown as well.
+    "mailflow_mta_sts_policy_max_age_seconds",
+    "mailflow_mta_sts_policy_same_as_previous_id",
     "mailflow_exporter_build_info",
     "mailflow_config_last_reload_successful",
     "mailflow_config_last_reload_success_timestamp_seconds",
