@@ -121,22 +121,20 @@ pub(super) async fn resolve_secure(
     };
     let lookups = hosts.into_iter().map(|host| async move {
         let (addresses, dane) = match &host {
-            // DANE never applies to an IP literal: nothing to look up.
-            Host::Ip(ip) => (
-                Ok(vec![*ip]),
-                HostDane {
-                    status: DnssecStatus::Insecure,
-                    tlsa: TlsaAnswer::NotAsked,
-                },
-            ),
-            Host::Name(name) => secure_host(resolver, name, mx_status, port, deadline).await,
+            // DANE never applies to an IP literal: it has no records to look up or show.
+            Host::Ip(ip) => (Ok(vec![*ip]), None),
+            Host::Name(name) => {
+                let (addresses, dane) =
+                    secure_host(resolver, name, mx_status, port, deadline).await;
+                (addresses, Some(dane))
+            }
         };
         ResolvedHost {
             host,
             addresses,
             elapsed: started.elapsed(),
             dane_applies: false,
-            dane: Some(dane),
+            dane,
         }
     });
     Resolution {
