@@ -34,67 +34,71 @@ fn spki_sha256(pem: &Path) -> String {
     digest
 }
 
-/// The world of the DANE tests: each host of `dane.test` with the TLSA records of its row.
+/// The world of the DANE tests, started on first use.
 fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
-    WORLD.get_or_init(|| {
-        let pf = postfix();
-        let c = certs();
-        let valid = spki_sha256(&c.valid.chain_file);
-        // The key a renewal put in place of the published one, or the next key pre-published.
-        let other = spki_sha256(&c.untrusted.chain_file);
-        let ca = spki_sha256(&c.ca_file);
-        let port = |listener: &str| pf.port(listener);
-        let tlsa = |host: &str, listener: &str, record: &str| {
-            format!("_{}._tcp.{host} IN TLSA {record}", port(listener))
-        };
-        let mut zone = ZoneSpec::signed(ZONE);
-        let rows: Vec<(&str, &str, String)> = vec![
-            ("ok", "valid", format!("3 1 1 {valid}")),
-            ("stale", "valid", format!("3 1 1 {other}")),
-            ("ta", "valid", format!("2 1 1 {ca}")),
-            ("taexp", "expired", format!("2 1 1 {ca}")),
-            ("pkix", "valid", format!("1 1 1 {valid}")),
-            ("pkixnotls", "notls", format!("1 1 1 {valid}")),
-            ("roll", "valid", format!("3 1 1 {valid}")),
-            ("roll", "valid", format!("3 1 1 {other}")),
-            ("badtlsa", "valid", format!("3 1 1 {valid}")),
-            ("bada", "valid", format!("3 1 1 {valid}")),
-            ("servfail", "valid", format!("3 1 1 {valid}")),
-        ];
-        for host in [
-            "ok",
-            "stale",
-            "ta",
-            "taexp",
-            "pkix",
-            "pkixnotls",
-            "roll",
-            "badtlsa",
-            "bada",
-            "servfail",
-            "notlsa",
-        ] {
-            zone = zone.record(&format!("{host} IN A 127.0.0.1"));
-        }
-        for (host, listener, record) in &rows {
-            zone = zone.record(&tlsa(host, listener, record));
-        }
-        zone = zone
-            .tamper(&format!("_{}._tcp.badtlsa", port("valid")), "TLSA")
-            .tamper("bada", "A");
-        let stale_record = tlsa("mx", "valid", &format!("3 1 1 {other}"));
-        World::start(&[
-            zone,
-            ZoneSpec::lame("_tcp.servfail.dane.test"),
-            ZoneSpec::expired("expired-dane.test")
-                .record("mx IN A 127.0.0.1")
-                .record(&tlsa("mx", "valid", &format!("3 1 1 {valid}"))),
-            ZoneSpec::unsigned("unsigned-dane.test")
-                .record("mx IN A 127.0.0.1")
-                .record(&stale_record),
-        ])
-    })
+    WORLD.get_or_init(|| World::start(&zones()))
+}
+
+/// The zones of the DANE tests: each host of `dane.test` with the TLSA records of its row, and
+/// the zones of expired signatures, of a lame `_tcp` delegation and of an unsigned domain.
+fn zones() -> Vec<ZoneSpec> {
+    let pf = postfix();
+    let c = certs();
+    let valid = spki_sha256(&c.valid.chain_file);
+    // The key a renewal put in place of the published one, or the next key pre-published.
+    let other = spki_sha256(&c.untrusted.chain_file);
+    let ca = spki_sha256(&c.ca_file);
+    let port = |listener: &str| pf.port(listener);
+    let tlsa = |host: &str, listener: &str, record: &str| {
+        format!("_{}._tcp.{host} IN TLSA {record}", port(listener))
+    };
+    let mut zone = ZoneSpec::signed(ZONE);
+    let rows: Vec<(&str, &str, String)> = vec![
+        ("ok", "valid", format!("3 1 1 {valid}")),
+        ("stale", "valid", format!("3 1 1 {other}")),
+        ("ta", "valid", format!("2 1 1 {ca}")),
+        ("taexp", "expired", format!("2 1 1 {ca}")),
+        ("pkix", "valid", format!("1 1 1 {valid}")),
+        ("pkixnotls", "notls", format!("1 1 1 {valid}")),
+        ("roll", "valid", format!("3 1 1 {valid}")),
+        ("roll", "valid", format!("3 1 1 {other}")),
+        ("badtlsa", "valid", format!("3 1 1 {valid}")),
+        ("bada", "valid", format!("3 1 1 {valid}")),
+        ("servfail", "valid", format!("3 1 1 {valid}")),
+    ];
+    for host in [
+        "ok",
+        "stale",
+        "ta",
+        "taexp",
+        "pkix",
+        "pkixnotls",
+        "roll",
+        "badtlsa",
+        "bada",
+        "servfail",
+        "notlsa",
+    ] {
+        zone = zone.record(&format!("{host} IN A 127.0.0.1"));
+    }
+    for (host, listener, record) in &rows {
+        zone = zone.record(&tlsa(host, listener, record));
+    }
+    zone = zone
+        .tamper(&format!("_{}._tcp.badtlsa", port("valid")), "TLSA")
+        .tamper("bada", "A");
+    let stale_record = tlsa("mx", "valid", &format!("3 1 1 {other}"));
+    vec![
+        zone,
+        ZoneSpec::lame("_tcp.servfail.dane.test"),
+        ZoneSpec::expired("expired-dane.test")
+            .record("mx IN A 127.0.0.1")
+            .record(&tlsa("mx", "valid", &format!("3 1 1 {valid}"))),
+        ZoneSpec::unsigned("unsigned-dane.test")
+            .record("mx IN A 127.0.0.1")
+            .record(&stale_record),
+    ]
 }
 
 /// A connector to `host` on the port of Postfix listener `listener`, trusting the test CA.
@@ -363,4 +367,105 @@ fn dane_table_in_resolver_mode() {
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
+}
+
+/// A real DANE client agrees: a sending Postfix with `smtp_tls_security_level = dane` and
+/// `smtp_dns_support_level = dnssec`, asking the world's validating Unbound (on port 53 of a
+/// loopback address of its own), delivers exactly where the exporter (in `resolver` mode, through
+/// the same Unbound) says `ok`. Each case's mail goes to its own recipient domain, routed to the
+/// case's host on the port of its listener (`[host]:port`: Postfix looks TLSA up at
+/// `_PORT._tcp.HOST` once the host's addresses are secure).
+#[test]
+fn postfix_with_dane_delivers_where_the_exporter_says_ok() {
+    use crate::common::exporter::HELO;
+    use crate::system::postfix_sender::{Options, Route, Sender};
+
+    // (case, host, listener); the connectors have no tls_domain, as Postfix has none.
+    let cases: &[(&str, &str, &str)] = &[
+        ("ee-ok", "ok.dane.test", "valid"),
+        ("ee-stale", "stale.dane.test", "valid"),
+        ("ta-name", "ta.dane.test", "valid"),
+        ("ta-expired", "taexp.dane.test", "expired"),
+        ("unusable-tls", "pkix.dane.test", "valid"),
+        ("unusable-notls", "pkixnotls.dane.test", "notls"),
+        ("rollover", "roll.dane.test", "valid"),
+        ("bogus-tlsa", "badtlsa.dane.test", "valid"),
+        ("bogus-a", "bada.dane.test", "valid"),
+        ("expired-sigs", "mx.expired-dane.test", "valid"),
+        ("tlsa-servfail", "servfail.dane.test", "valid"),
+        ("insecure", "mx.unsigned-dane.test", "valid"),
+    ];
+    let resolver_ip = std::net::Ipv4Addr::new(127, 53, 25, 25);
+    let world = World::start_with_resolver(&zones(), Some((resolver_ip, 53).into()));
+    let receiver = postfix();
+    let next_hop = |host: &str, listener: &str| format!("[{host}]:{}", receiver.port(listener));
+    let routes: Vec<Route> = cases
+        .iter()
+        .map(|(case, host, listener)| {
+            Route::new(
+                &format!("{case}.agree-dane.test"),
+                &next_hop(host, listener),
+            )
+        })
+        .collect();
+    let options = Options {
+        nameserver: Some(resolver_ip),
+        main_cf: format!(
+            "smtp_dns_support_level = dnssec\nsmtp_tls_security_level = dane\nsmtp_tls_CAfile = {}\n\
+             # The hosts are 127.0.0.1, which must not be this Postfix's own address (it would\n\
+             # see a loop): it owns ::1 only, and still sends over IPv4.\n\
+             inet_protocols = all\ninet_interfaces = [::1]\n",
+            certs().ca_file.display()
+        ),
+    };
+    let sender = Sender::start_with(&routes, &options);
+    let recipients: Vec<String> = cases
+        .iter()
+        .map(|(case, _, _)| format!("user@{case}.agree-dane.test"))
+        .collect();
+    for recipient in &recipients {
+        sender.send(recipient);
+    }
+
+    let connectors: Vec<String> = cases
+        .iter()
+        .map(|(case, host, listener)| entry(case, host, listener, &[]))
+        .collect();
+    let yaml = format!(
+        "defaults:\n  timeout: 10s\n  helo_name: {HELO}\n  dns:\n    nameservers: [\"{}\"]\n    timeout: 2s\n    dnssec_validation: resolver\nconnectors:\n{}",
+        world.resolver,
+        connectors.concat()
+    );
+    let exporter = Exporter::start(&yaml);
+    let metrics = exporter.probe_path("/probe");
+    let deliveries = sender.wait_deliveries(&recipients, std::time::Duration::from_secs(90));
+
+    let mut table = format!("{:<15} {:<42} {}\n", "case", "exporter", "postfix");
+    let mut disagreements = Vec::new();
+    for ((case, _, _), delivery) in cases.iter().zip(&deliveries) {
+        let code = metrics.code(case);
+        let outcome = metrics.failure(case).map_or(code.clone(), |f| {
+            format!("{} {} {}", f.code, f.phase, f.reason)
+        });
+        table.push_str(&format!("{case:<15} {outcome:<42} {}\n", delivery.status));
+        table.push_str(&format!("{:<15}   postfix: {}\n", "", delivery.line.trim()));
+        if (code == "ok") != (delivery.status == "sent") {
+            disagreements.push(format!(
+                "{case}: exporter {outcome}, postfix {}",
+                delivery.status
+            ));
+        }
+    }
+    println!("{table}");
+    // Both sides really saw the cases: some delivered, some held.
+    assert!(
+        table.contains(" sent\n") && table.contains(" deferred\n"),
+        "{table}"
+    );
+    assert!(
+        disagreements.is_empty(),
+        "{}\n{table}\nPostfix log:\n{}",
+        disagreements.join("\n"),
+        sender.log()
+    );
 }
