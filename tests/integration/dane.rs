@@ -114,6 +114,17 @@ fn entry(name: &str, host: &str, listener: &str, extra: &[(&str, &str)]) -> Stri
     y
 }
 
+/// A connector to the host `label.dane.test` on Postfix listener `listener`, resolving through
+/// the DANE world's Unbound in `resolver` mode (for tests whose other connectors use another DNS
+/// server).
+pub fn dane_connector(name: &str, label: &str, listener: &str) -> String {
+    let dns = format!(
+        "{{nameservers: [\"{}\"], timeout: 2s, dnssec_validation: resolver}}",
+        world().resolver
+    );
+    entry(name, &format!("{label}.{ZONE}"), listener, &[("dns", &dns)])
+}
+
 /// Every connector of the DANE table, and its expected code, phase and reason.
 fn table() -> Vec<(
     String,

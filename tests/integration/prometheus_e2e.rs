@@ -19,6 +19,7 @@ use crate::common::http;
 use crate::common::net::{FullBacklog, closed_port};
 use crate::common::poll;
 use crate::common::smtp::{Dialogue, Server};
+use crate::dane::dane_connector;
 use crate::system::dnsmasq::{self, dns};
 use crate::system::postfix::postfix_connector;
 use crate::system::prometheus::Prometheus;
@@ -472,6 +473,10 @@ fn real_prometheus_discovers_scrapes_and_alerts() {
                 ("tls_settings", "none"),
             ],
         ),
+        // DANE in a signed world: a matching record that is not ready for a rollover, and a
+        // stale one.
+        dane_connector("e2e_dane", "ok", "valid"),
+        dane_connector("e2e_dane_stale", "stale", "valid"),
     ];
     let connectors: Vec<&str> = entries.iter().map(|e| name_of(e)).collect();
     let queue_dir = tempfile::tempdir().expect("tempdir");
@@ -541,6 +546,8 @@ fn real_prometheus_discovers_scrapes_and_alerts() {
             "e2e_cert_unenforced",
         ),
         ("MailflowProbeScrapeFailed", RETIRED),
+        ("MailflowDaneRolloverNotReady", "e2e_dane"),
+        ("MailflowDaneTlsaMismatch", "e2e_dane_stale"),
     ]
     .into_iter()
     .map(|(alert, c)| (alert, "connector", c.to_string()))
