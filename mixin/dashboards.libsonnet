@@ -384,12 +384,27 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
       columns=['connector', 'address', 'version', 'cipher'],
       hidden=labelsNotShown + ['Value'],
     ),
+    stateTimeline(
+      'Plain-text fallback',
+      "Addresses that deliver only after their TLS handshake failed, in plain text over a second connection (opportunistic TLS, as a sending server does). Mail to them is not encrypted today, and they fail with 4.4.317 the day the connector requires TLS. Absent where TLS works or is not offered.",
+      grid(0, 68, 24, 6),
+      [query('A', perConnector('mailflow_tls_fallback'), '{{connector}} {{address}}')],
+      'encrypted',
+      'plain text',
+    ) + {
+      fieldConfig+: {
+        defaults+: {
+          thresholds: steps([['green', null], ['orange', 1]]),
+          mappings: binaryMapping(['encrypted', 'green'], ['plain text', 'orange']),
+        },
+      },
+    },
 
-    row('MTA-STS and TLS-RPT', 68),
+    row('MTA-STS and TLS-RPT', 74),
     table(
       'MTA-STS policy',
       "The MTA-STS policy of each connector's policy domain (its first recipient domain, or its first smart host): enforce, testing, none, or absent (no record, or no policy could be fetched). Connectors with mta_sts_mode none, tls_settings none or an IP-literal smart host have no row.",
-      grid(0, 69, 8, 8),
+      grid(0, 75, 8, 8),
       query('A', 'max by (connector, mode) (%s == 1)' % perConnector('mailflow_mta_sts_policy_mode'), '__auto', instant=true, table=true),
       columns=['connector', 'mode'],
       hidden=['Time', 'Value'],
@@ -416,7 +431,7 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
     table(
       'MX hosts in the policy',
       'Whether each host the connector delivers to matches an mx pattern of the policy in force. Not listed under an enforce policy: senders refuse the host (4.4.8).',
-      grid(8, 69, 8, 8),
+      grid(8, 75, 8, 8),
       query('A', perConnector('mailflow_mta_sts_mx_match'), '__auto', instant=true, table=true),
       columns=['connector', 'host', 'Value'],
       hidden=labelsNotShown,
@@ -432,7 +447,7 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
     table(
       'TLS-RPT and policy ids',
       'Whether the policy domain publishes a TLS-RPT record (where senders report TLS failures), and whether its _mta-sts record announced a new id while the policy stayed the same.',
-      grid(16, 69, 8, 8),
+      grid(16, 75, 8, 8),
       query(
         'A',
         'label_replace(%s, "check", "TLS-RPT record", "", "") or label_replace(1 - %s, "check", "id and policy agree", "", "")'
@@ -455,7 +470,7 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
     stateTimeline(
       'Policy fetch',
       'Whether the last fetch of the policy succeeded (absent where no _mta-sts record is published). A failure under an enforce policy leaves the cached copy in force until it expires.',
-      grid(0, 77, 12, 8),
+      grid(0, 83, 12, 8),
       [query('A', perConnector('mailflow_mta_sts_policy_fetch_success'), '{{connector}}')],
       'failing',
       'fetched',
@@ -463,7 +478,7 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
     timeseries(
       'Policy cache days left',
       'Solid: days until the cached policy expires (fetch time + max_age). Dashed: its max_age. The exporter refetches from half the max_age on, so a healthy line saw-tooths above half; it falls below a quarter only while fetches fail.',
-      grid(12, 77, 12, 8),
+      grid(12, 83, 12, 8),
       [
         query('A', '(%s - time()) / 86400' % perConnector('mailflow_mta_sts_policy_expiry_timestamp_seconds'), '{{connector}} left'),
         query('B', '%s / 86400' % perConnector('mailflow_mta_sts_policy_max_age_seconds'), '{{connector}} max_age'),
@@ -478,11 +493,11 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
       }],
     ),
 
-    row('DANE and DNSSEC', 85),
+    row('DANE and DNSSEC', 91),
     table(
       'DNSSEC status',
       'DNSSEC status of each host\'s address records (and of the MX RRset, under the domain) for connectors that check DANE. Bogus holds the mail (4.7.324); insecure or indeterminate means DANE does not apply.',
-      grid(0, 86, 8, 8),
+      grid(0, 92, 8, 8),
       query('A', perConnector('mailflow_dnssec_status') + ' == 1', '__auto', instant=true, table=true),
       columns=['connector', 'host', 'status'],
       hidden=labelsNotShown + ['Value'],
@@ -490,7 +505,7 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
     table(
       'TLSA records',
       'Usable (usage 2 or 3) and unusable TLSA records at _PORT._tcp.HOST, wherever the TLSA answer is DNSSEC-secure.',
-      grid(8, 86, 6, 8),
+      grid(8, 92, 6, 8),
       query('A', perConnector('mailflow_dane_tlsa_records'), '__auto', instant=true, table=true),
       columns=['connector', 'host', 'usable', 'Value'],
       hidden=labelsNotShown,
@@ -499,7 +514,7 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
     stateTimeline(
       'TLSA match',
       'Whether a usable TLSA record matches the chain each address presents. A mismatch holds the mail (4.7.323).',
-      grid(14, 86, 5, 8),
+      grid(14, 92, 5, 8),
       [query('A', perConnector('mailflow_dane_match'), '{{connector}} {{address}}')],
       'mismatch',
       'match',
@@ -507,33 +522,33 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
     stateTimeline(
       'Rollover ready',
       'Whether the next certificate renewal keeps DANE working: a DANE-TA record, or the next key\'s 3 1 1 record published ahead.',
-      grid(19, 86, 5, 8),
+      grid(19, 92, 5, 8),
       [query('A', perConnector('mailflow_dane_rollover_ready'), '{{connector}} {{host}}')],
       'not ready',
       'ready',
     ),
 
-    row('Probe timing', 94),
+    row('Probe timing', 100),
     timeseries(
       'Phase timings',
       'How long each phase of the latest probe took (for the preferred successful address).',
-      grid(0, 95, 12, 8),
+      grid(0, 101, 12, 8),
       [query('A', perConnector('mailflow_probe_phase_duration_seconds'), '{{connector}} {{phase}}')],
       's',
     ),
     timeseries(
       'Probe duration',
       'The whole probe, all addresses included.',
-      grid(12, 95, 12, 8),
+      grid(12, 101, 12, 8),
       [query('A', perConnector('mailflow_probe_duration_seconds'), '{{connector}}')],
       's',
     ),
 
-    row('Exporter health', 103),
+    row('Exporter health', 109),
     table(
       'Exporter build',
       'Version and revision of each running exporter.',
-      grid(0, 104, 8, 6),
+      grid(0, 110, 8, 6),
       query('A', 'mailflow_exporter_build_info', '__auto', instant=true, table=true),
       columns=['instance', 'version', 'revision'],
       hidden=['Time', 'Value', '__name__'],
@@ -542,7 +557,7 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
       'stat',
       'Configuration reload',
       'Whether the last configuration reload succeeded, and when one last did.',
-      grid(8, 104, 8, 6),
+      grid(8, 110, 8, 6),
       [
         query('A', 'mailflow_config_last_reload_successful', '{{instance}} last reload', instant=true),
         query('B', 'mailflow_config_last_reload_success_timestamp_seconds * 1000', '{{instance}} last good reload', instant=true),
@@ -578,13 +593,25 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
     stateTimeline(
       'Scrapes',
       'Whether Prometheus reaches the exporter (/metrics) and each connector\'s probe (/probe).',
-      grid(16, 104, 8, 6),
+      grid(16, 110, 8, 6),
       [
         query('A', 'up{%s}' % config.exporterSelector, 'exporter {{instance}}'),
         query('B', 'up{%s, connector=~"$connector"}' % config.probeSelector, 'probe {{connector}}'),
       ],
       'down',
       'up',
+    ),
+    timeseries(
+      'Probes not run',
+      "Probes that found no free connection before their deadline (--probe.max-connections and --probe.max-connections-per-address), per connector. They are no connector failure: their scrapes fail instead (HTTP 503).",
+      grid(0, 116, 24, 6),
+      [query(
+        'A',
+        'sum by (connector) (increase(mailflow_exporter_probe_slot_timeouts_total{%s, connector=~"$connector"}[$__rate_interval]))' % config.exporterSelector,
+        '{{connector}}',
+      )],
+      'short',
+      bars=true,
     ),
   ],
 

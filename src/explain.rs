@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::Route;
 use crate::metrics::unix_seconds;
-use crate::outcome::{Code, code_of};
+use crate::outcome::{Code, Failure, OldTlsVersion, TlsFailure, code_of};
 use crate::probe::dane_rule::TlsaAnswer;
 use crate::probe::mta_sts::StsLookup;
 use crate::probe::mta_sts::cache::CachedPolicy;
@@ -73,11 +73,34 @@ fn render_target(out: &mut String, target: &TargetReport, now: SystemTime) {
     if let Some(reply) = &target.last_reply {
         let _ = writeln!(out, "    last reply: {reply}");
     }
+    if let Err(Failure::Tls(TlsFailure::Version(offered))) = &target.outcome {
+        let _ = writeln!(out, "    tls versions: {}", version_mismatch(*offered));
+    }
+    if let Some(failure) = target.tls_fallback {
+        let _ = writeln!(
+            out,
+            "    tls fallback: the TLS handshake failed ({}); the exchange was held again \
+             without TLS over a new connection, as a sending server does under opportunistic TLS",
+            failure.reason()
+        );
+        if let TlsFailure::Version(offered) = failure {
+            let _ = writeln!(out, "    tls versions: {}", version_mismatch(offered));
+        }
+    }
     if let Some(tls) = &target.tls {
         let _ = writeln!(out, "    tls: {} {}", tls.version, tls.cipher);
         if let Some(certificate) = &tls.certificate {
             render_certificate(out, certificate, now);
         }
+    }
+}
+
+/// What a server that shares no TLS version with the probe offered, for people.
+fn version_mismatch(offered: Option<OldTlsVersion>) -> String {
+    let speaks = "the probe, like Exchange Online, speaks only TLS 1.2 and 1.3";
+    match offered {
+        Some(version) => format!("the server offered {version}; {speaks}"),
+        None => format!("the server refused TLS 1.2 and 1.3; {speaks}"),
     }
 }
 
@@ -401,10 +424,11 @@ fn relative_days(seconds: i64) -> String {
 mod tests {
     use super::*;
     use crate::config::parse;
-    use crate::outcome::{Failure, MtaStsFailure, Phase};
+    use crate::outcome::{MtaStsFailure, Phase};
     use std::path::Path;
 
-    fn report(mta_sts: MtaStsReport) -> Report {
+    /// A report of connector `c1` whose one address an `enforce` policy refused.
+    fn sts_report(mta_sts: MtaStsReport) -> Report {
         let config = parse(
             "connectors:\n  - name: c1\n    use_mx_record: true\n    recipient_domains: [example.test]\n",
             Path::new("t.yml"),
@@ -425,9 +449,33 @@ mod tests {
                 ],
                 tls: None,
                 last_reply: None,
+                tls_fallback: None,
                 dane: None,
             }],
             mta_sts: Some(mta_sts),
+            mx_dnssec: None,
+        }
+    }
+
+    /// A report of connector `c` whose one address ended in `outcome` after `tls_fallback`.
+    fn report(outcome: crate::outcome::Outcome, tls_fallback: Option<TlsFailure>) -> Report {
+        let yaml = "connectors:\n  - name: c\n    smart_hosts: [127.0.0.1]\n";
+        let config = parse(yaml, Path::new("t.yml")).expect("config");
+        Report {
+            connector: config.connectors[0].clone(),
+            outcome,
+            duration: Duration::from_millis(3),
+            targets: vec![TargetReport {
+                host: "127.0.0.1".into(),
+                address: Some("127.0.0.1".parse().expect("ip")),
+                outcome,
+                phases: vec![(Phase::Tls, Duration::from_millis(1))],
+                tls: None,
+                last_reply: None,
+                tls_fallback,
+                dane: None,
+            }],
+            mta_sts: None,
             mx_dnssec: None,
         }
     }
@@ -442,7 +490,7 @@ mod tests {
             &["mx.example.test", "deep.mx.example.test"],
             &["v=TLSRPTv1; rua=mailto:tls@example.test"],
         );
-        let text = render(&report(sts), now);
+        let text = render(&sts_report(sts), now);
         for expected in [
             "connector c1: 4.4.8 (MX host failed MTA-STS validation) in phase mta_sts, reason mx_not_in_policy",
             "MTA-STS, policy domain example.test",
@@ -469,7 +517,7 @@ mod tests {
             &["mx.example.test"],
             &[],
         );
-        let text = render(&report(sts), now);
+        let text = render(&sts_report(sts), now);
         for expected in [
             "policy: absent (mail goes as without MTA-STS)",
             "last fetch:  2023-11-14T22:12:50Z (30 s ago) under id id2, failed: the policy host answered status 404",
@@ -481,5 +529,34 @@ mod tests {
             !text.contains("host mx.example.test"),
             "no policy, no match:\n{text}"
         );
+    }
+
+    #[test]
+    fn says_which_version_a_server_offered() {
+        let old = TlsFailure::Version(Some(OldTlsVersion::Tls10));
+        let text = render(&report(Err(Failure::Tls(old)), None), SystemTime::now());
+        assert!(text.contains("4.4.317"), "{text}");
+        assert!(text.contains("(tls: tls_version)"), "{text}");
+        assert!(text.contains("the server offered TLS 1.0"), "{text}");
+        let refused = TlsFailure::Version(None);
+        let text = render(&report(Err(Failure::Tls(refused)), None), SystemTime::now());
+        assert!(
+            text.contains("the server refused TLS 1.2 and 1.3"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn says_when_an_address_delivered_after_falling_back_to_plain_text() {
+        let old = TlsFailure::Version(Some(OldTlsVersion::Tls11));
+        let text = render(&report(Ok(()), Some(old)), SystemTime::now());
+        assert!(text.starts_with("connector c: ok"), "{text}");
+        assert!(
+            text.contains("tls fallback: the TLS handshake failed (tls_version)"),
+            "{text}"
+        );
+        assert!(text.contains("the server offered TLS 1.1"), "{text}");
+        let text = render(&report(Ok(()), None), SystemTime::now());
+        assert!(!text.contains("fallback"), "{text}");
     }
 }

@@ -1,17 +1,21 @@
-//! The exporter's own metrics, served on `/metrics`: its build, its configuration loads and its
-//! readings of the Postfix queue. They are kept in prometheus-client's atomic gauges and
-//! counters, updated as things happen, and written by the one exposition writer.
+//! The exporter's own metrics, served on `/metrics`: its build, its configuration loads, the
+//! probes its own connection caps kept from running, and its readings of the Postfix queue (only
+//! when one is configured). They are kept in prometheus-client's atomic gauges and counters,
+//! updated as things happen, and written by the one exposition writer.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 
+use crate::config::Config;
 use crate::postfix::{QueueReadFailure, QueueSummary, UNMATCHED};
 use crate::state::unix_seconds;
 
-use super::labels::{BuildLabels, NoLabels, QueueReadLabels};
+use super::labels::{BuildLabels, ConnectorLabels, NoLabels, QueueReadLabels};
 use super::postfix::write_queue;
 use super::text::{Exposition, Family, Format, flag};
 
@@ -26,6 +30,11 @@ const RELOAD_SUCCESSFUL: Family<NoLabels> = Family::gauge(
 const RELOAD_SUCCESS_TIMESTAMP: Family<NoLabels> = Family::gauge(
     "mailflow_config_last_reload_success_timestamp_seconds",
     "When the configuration was last loaded successfully.",
+);
+const PROBE_SLOT_TIMEOUTS: Family<ConnectorLabels<'static>> = Family::counter(
+    "mailflow_exporter_probe_slot_timeouts",
+    "Probes of the connector that did not run: no connection slot came free before the deadline \
+     (--probe.max-connections*). Not a connector failure.",
 );
 const QUEUE_READ_SUCCESS: Family<NoLabels> = Family::gauge(
     "mailflow_postfix_queue_read_success",
@@ -50,6 +59,9 @@ pub struct OwnMetrics {
     queue_read_success: FloatGauge,
     /// Failed readings of the Postfix queue, indexed like [`QueueReadFailure::ALL`].
     queue_read_failures: [Counter; QueueReadFailure::ALL.len()],
+    /// Probes that the connection caps kept from running, by connector (those with none are
+    /// absent here and written as 0).
+    probe_slot_timeouts: Mutex<BTreeMap<String, u64>>,
 }
 
 impl OwnMetrics {
@@ -59,6 +71,30 @@ impl OwnMetrics {
         if successful {
             self.reload_success_timestamp.set(unix_seconds(now));
         }
+    }
+
+    /// Counts a probe of `connector` that got no connection slot before its deadline.
+    pub fn probe_throttled(&self, connector: &str) {
+        let mut counts = self.slot_timeouts();
+        match counts.get_mut(connector) {
+            Some(count) => *count += 1,
+            None => {
+                counts.insert(connector.to_owned(), 1);
+            }
+        }
+    }
+
+    /// Forgets the counts of connectors that are no longer configured (after a reload).
+    pub fn retain_connectors<'a>(&self, connectors: impl IntoIterator<Item = &'a str>) {
+        let keep: std::collections::HashSet<&str> = connectors.into_iter().collect();
+        self.slot_timeouts()
+            .retain(|name, _| keep.contains(name.as_str()));
+    }
+
+    fn slot_timeouts(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
+        self.probe_slot_timeouts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Records a reading of the Postfix queue: `Err` carries the kind of failure.
@@ -72,13 +108,10 @@ impl OwnMetrics {
         }
     }
 
-    /// The exposition in `format`, with the Postfix queue of `connectors` (plus the unmatched
-    /// messages) when a reading is given.
-    pub fn encode<'a>(
-        &self,
-        format: Format,
-        queue: Option<(&QueueSummary, impl Iterator<Item = &'a str> + Clone)>,
-    ) -> String {
+    /// The exposition in `format` for the connectors of `config`; the Postfix queue series only
+    /// when `config` reads a queue, with its counts per connector (plus the unmatched messages)
+    /// when a `queue` reading is given.
+    pub fn encode(&self, format: Format, config: &Config, queue: Option<&QueueSummary>) -> String {
         let mut exposition = Exposition::new(format, 1024);
         let build = BuildLabels {
             version: env!("CARGO_PKG_VERSION"),
@@ -91,6 +124,20 @@ impl OwnMetrics {
         exposition
             .family(&RELOAD_SUCCESS_TIMESTAMP)
             .sample(NoLabels, self.reload_success_timestamp.get());
+        {
+            let counts = self.slot_timeouts();
+            let mut samples = exposition.family(&PROBE_SLOT_TIMEOUTS);
+            for connector in &config.connectors {
+                let count = counts.get(&connector.name).copied().unwrap_or(0);
+                let labels = ConnectorLabels {
+                    connector: &connector.name,
+                };
+                samples.sample(labels, count as f64);
+            }
+        }
+        if config.postfix_queue.is_none() {
+            return exposition.finish();
+        }
         exposition
             .family(&QUEUE_READ_SUCCESS)
             .sample(NoLabels, self.queue_read_success.get());
@@ -107,7 +154,8 @@ impl OwnMetrics {
                 samples.sample(QueueReadLabels { reason }, count as f64);
             }
         }
-        if let Some((summary, connectors)) = queue {
+        if let Some(summary) = queue {
+            let connectors = config.connectors.iter().map(|c| c.name.as_str());
             write_queue(&mut exposition, summary, connectors.chain([UNMATCHED]));
         }
         exposition.finish()
@@ -117,15 +165,28 @@ impl OwnMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::parse;
+    use std::path::Path;
     use std::time::Duration;
+
+    /// A configuration with connectors `a` and `b`, reading a Postfix queue when `queue`.
+    fn config(queue: bool) -> Config {
+        let mut yaml = "connectors:\n  - name: a\n    smart_hosts: [127.0.0.1]\n  \
+                        - name: b\n    smart_hosts: [127.0.0.1]\n"
+            .to_owned();
+        if queue {
+            yaml.push_str("postfix_queue:\n  command: [postqueue, -j]\n");
+        }
+        parse(&yaml, Path::new("t.yml")).expect("config")
+    }
 
     #[test]
     fn writes_reloads_and_queue_failures_as_they_happen() {
         let metrics = OwnMetrics::default();
+        let config = config(true);
         metrics.config_loaded(true, SystemTime::UNIX_EPOCH + Duration::from_secs(100));
         metrics.config_loaded(false, SystemTime::UNIX_EPOCH + Duration::from_secs(200));
-        let no_queue = None::<(&QueueSummary, std::iter::Empty<&str>)>;
-        let text = metrics.encode(Format::Text, no_queue.clone());
+        let text = metrics.encode(Format::Text, &config, None);
         for line in [
             "mailflow_config_last_reload_successful 0",
             "mailflow_config_last_reload_success_timestamp_seconds 100",
@@ -141,7 +202,7 @@ mod tests {
         metrics.queue_read(Err(QueueReadFailure::Timeout));
         metrics.queue_read(Err(QueueReadFailure::Timeout));
         metrics.queue_read(Err(QueueReadFailure::NotFound));
-        let text = metrics.encode(Format::OpenMetrics, no_queue);
+        let text = metrics.encode(Format::OpenMetrics, &config, None);
         assert!(text.ends_with(
             "# HELP mailflow_postfix_queue_read_failures Readings of the Postfix queue that failed, by reason.\n\
              # TYPE mailflow_postfix_queue_read_failures counter\n\
@@ -149,18 +210,25 @@ mod tests {
              mailflow_postfix_queue_read_failures_total{reason=\"timeout\"} 2\n# EOF\n"
         ), "{text}");
         metrics.queue_read(Ok(()));
-        let text = metrics.encode(
-            Format::Text,
-            None::<(&QueueSummary, std::iter::Empty<&str>)>,
-        );
+        let text = metrics.encode(Format::Text, &config, None);
         assert!(text.contains("\nmailflow_postfix_queue_read_success 1\n"));
         assert!(text.contains("# TYPE mailflow_postfix_queue_read_failures_total counter\n"));
     }
 
     #[test]
+    fn no_queue_series_without_a_configured_queue() {
+        let metrics = OwnMetrics::default();
+        metrics.queue_read(Err(QueueReadFailure::Timeout));
+        let summary = QueueSummary::default();
+        let text = metrics.encode(Format::Text, &config(false), Some(&summary));
+        assert!(!text.contains("mailflow_postfix_queue"), "{text}");
+        assert!(text.contains("mailflow_config_last_reload_successful"));
+    }
+
+    #[test]
     fn writes_the_queue_of_every_connector_and_the_unmatched() {
         let summary = QueueSummary::default();
-        let text = OwnMetrics::default().encode(Format::Text, Some((&summary, ["a"].into_iter())));
+        let text = OwnMetrics::default().encode(Format::Text, &config(true), Some(&summary));
         for line in [
             "mailflow_postfix_queue_messages{connector=\"a\",code=\"4.4.316\"} 0",
             "mailflow_postfix_queue_messages{connector=\"(unmatched)\",code=\"other\"} 0",
@@ -169,5 +237,30 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }
         assert!(!text.contains("code=\"ok\""));
+    }
+
+    #[test]
+    fn counts_probes_without_a_slot_per_connector_from_zero() {
+        let metrics = OwnMetrics::default();
+        let config = config(false);
+        let count = |text: &str, connector: &str| {
+            let prefix = format!(
+                "mailflow_exporter_probe_slot_timeouts_total{{connector=\"{connector}\"}} "
+            );
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()).map(str::to_owned))
+        };
+        let text = metrics.encode(Format::Text, &config, None);
+        assert_eq!(count(&text, "a").as_deref(), Some("0"), "{text}");
+        assert_eq!(count(&text, "b").as_deref(), Some("0"), "{text}");
+        metrics.probe_throttled("a");
+        metrics.probe_throttled("a");
+        let text = metrics.encode(Format::Text, &config, None);
+        assert_eq!(count(&text, "a").as_deref(), Some("2"), "{text}");
+        assert_eq!(count(&text, "b").as_deref(), Some("0"), "{text}");
+        // A connector that a reload removed is forgotten.
+        metrics.retain_connectors(["b"]);
+        let text = metrics.encode(Format::Text, &config, None);
+        assert_eq!(count(&text, "a").as_deref(), Some("0"), "{text}");
     }
 }

@@ -2,6 +2,10 @@
 //! EHLO (HELO fallback), STARTTLS (or implicit TLS), TLS and certificate checks, EHLO again,
 //! optional MAIL FROM / RCPT TO then RSET, and QUIT. The first failure ends the dialogue; every
 //! step runs against the one deadline of the probe.
+//!
+//! Under `opportunistic`, a TLS handshake that fails after STARTTLS is not the end: a sending
+//! server (Postfix at `may`, Exchange Online) then holds the same dialogue again over a new
+//! connection, without TLS, and so does the probe.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -14,13 +18,14 @@ use tokio_rustls::client::TlsStream;
 
 use crate::config::{Connector, Host, Route, TlsDomain, TlsSettings};
 use crate::outcome::{
-    CertificateFailure, ConnectFailure, DaneFailure, Failure, MtaStsFailure, Outcome, Phase,
-    SmtpFault, SmtpStep, StarttlsFailure, TlsFailure,
+    Breakdown, CertificateFailure, ConnectFailure, DaneFailure, Failure, MtaStsFailure, Outcome,
+    Phase, SmtpFault, SmtpStep, StarttlsFailure, TlsFailure,
 };
 
 use super::dane::{self, Authentication, TaFailure, Tlsa};
 use super::dane_rule::{DaneRule, HostDane};
-use super::limits::Permit;
+use super::hello::Watched;
+use super::limits::{NoSlot, Permit};
 use super::quickack::QuickAck;
 use super::report::{DaneCheck, TargetDane, TargetReport};
 use super::resolve::ResolvedHost;
@@ -46,6 +51,8 @@ pub(super) struct Attempt<'a> {
     tls: Option<TlsFacts>,
     /// The server's last reply line, for people.
     last_reply: Option<String>,
+    /// The TLS failure after which the dialogue was held again without TLS, if it was.
+    tls_fallback: Option<TlsFailure>,
     /// An MTA-STS `enforce` policy lists the host: TLS is required, with a certificate valid
     /// for the host.
     mta_sts_enforced: bool,
@@ -55,7 +62,8 @@ pub(super) struct Attempt<'a> {
     dane_rule: DaneRule,
     /// How the presented chain fared against the TLSA records, once checked.
     dane_check: Option<DaneCheck>,
-    /// Leave to hold the connection open, within the engine's caps.
+    /// Leave to hold a connection open, within the engine's caps; taken once, kept for the
+    /// whole dialogue.
     permit: Option<Permit<'a>>,
 }
 
@@ -79,6 +87,7 @@ impl<'a> Attempt<'a> {
             phases,
             tls: None,
             last_reply: None,
+            tls_fallback: None,
             mta_sts_enforced: false,
             dane_host: resolved.dane.as_ref(),
             dane_rule: DaneRule::Off,
@@ -102,10 +111,11 @@ impl<'a> Attempt<'a> {
         self
     }
 
-    /// Holds the whole dialogue and reports what it showed; where an `enforce` policy applies,
-    /// TLS that did not come about counts as the policy's failure (4.7.321).
-    pub(super) async fn run(mut self) -> TargetReport {
-        let outcome = self.dialogue().await;
+    /// Holds the whole dialogue and reports what it showed; [`NoSlot`] when the engine's caps
+    /// left no connection for it before the deadline (then it found nothing). Where DANE or an
+    /// `enforce` policy applies, TLS that did not come about counts as their failure (4.7.321).
+    pub(super) async fn run(mut self) -> Result<TargetReport, NoSlot> {
+        let outcome = self.dialogue().await?;
         let outcome = if self.dane_rule.applies() {
             outcome.map_err(DaneFailure::under_dane)
         } else if self.mta_sts_enforced {
@@ -117,15 +127,16 @@ impl<'a> Attempt<'a> {
             host: host.clone(),
             check: self.dane_check.take(),
         });
-        TargetReport {
+        Ok(TargetReport {
             host: self.host.to_string(),
             address: Some(self.address),
             outcome,
             phases: self.phases,
             tls: self.tls,
             last_reply: self.last_reply,
+            tls_fallback: self.tls_fallback,
             dane,
-        }
+        })
     }
 
     /// The connector probed.
@@ -133,10 +144,63 @@ impl<'a> Attempt<'a> {
         &self.probe.connector
     }
 
-    /// The whole exchange with one address.
-    async fn dialogue(&mut self) -> Outcome {
+    /// The whole exchange with one address, within one connection slot; under
+    /// `opportunistic`, held again without TLS when the TLS handshake after STARTTLS failed (the
+    /// first connection is closed by then, so the slot carries over).
+    async fn dialogue(&mut self) -> Result<Outcome, NoSlot> {
+        self.take_slot().await?;
+        let outcome = match self.exchange(self.connector().tls_settings).await {
+            Err(Failure::Tls(failure)) if self.falls_back_to_plain_text(failure) => {
+                tracing::debug!(connector = %self.connector().name, address = %self.address, reason = %failure.reason(), "TLS handshake failed under opportunistic TLS; trying again without TLS");
+                self.tls_fallback = Some(failure);
+                self.exchange(TlsSettings::None).await
+            }
+            outcome => outcome,
+        };
+        Ok(outcome)
+    }
+
+    /// Waits for leave to connect, within the engine's caps. The wait counts as connecting.
+    async fn take_slot(&mut self) -> Result<(), NoSlot> {
+        let started = Instant::now();
+        let address = SocketAddr::new(self.address, self.connector().port);
+        let acquired = self.engine.limiter.acquire(address, self.deadline).await;
+        self.add_phase(Phase::Connect, started.elapsed());
+        match acquired {
+            Ok(permit) => {
+                self.permit = Some(permit);
+                Ok(())
+            }
+            Err(no_slot) => {
+                tracing::warn!(connector = %self.connector().name, address = %address, "no connection slot before the deadline: too many probes of this address at once; the probe did not run");
+                Err(no_slot)
+            }
+        }
+    }
+
+    /// Whether a sending server would try again without TLS after `failure`: only under
+    /// `opportunistic` and STARTTLS, and only when the handshake itself failed (a certificate
+    /// is never enforced there; a handshake that ran out of time leaves no time to retry).
+    fn falls_back_to_plain_text(&self, failure: TlsFailure) -> bool {
+        let connector = self.connector();
+        if connector.tls_settings != TlsSettings::Opportunistic || connector.implicit_tls {
+            return false;
+        }
+        // Where the destination requires TLS (DANE, an `enforce` policy), there is no fallback.
+        if self.dane_rule.applies() || self.mta_sts_enforced {
+            return false;
+        }
+        match failure {
+            TlsFailure::Version(_)
+            | TlsFailure::Handshake
+            | TlsFailure::Broken(Breakdown::Closed | Breakdown::Reset) => true,
+            TlsFailure::Broken(Breakdown::Timeout) | TlsFailure::Certificate(_) => false,
+        }
+    }
+
+    /// One exchange with the address under `settings`, over a new connection.
+    async fn exchange(&mut self, settings: TlsSettings) -> Outcome {
         let stream = self.connect().await?;
-        let settings = self.connector().tls_settings;
         if self.connector().implicit_tls {
             let stream = self.start_tls(stream).await?;
             let mut session = Session::new(stream);
@@ -177,20 +241,12 @@ impl<'a> Attempt<'a> {
         self.finish(session).await
     }
 
-    /// Opens the TCP connection, within the engine's caps.
+    /// Opens the TCP connection (in the slot [`Self::take_slot`] took).
     async fn connect(&mut self) -> Result<QuickAck, Failure> {
         let started = Instant::now();
         let address = SocketAddr::new(self.address, self.connector().port);
-        // Waiting for leave to connect counts as connecting: a sending server held back by its
-        // own limits would not get through either.
-        self.permit = self.engine.limiter.acquire(address, self.deadline).await;
-        if self.permit.is_none() {
-            self.phases.push((Phase::Connect, started.elapsed()));
-            tracing::warn!(connector = %self.connector().name, address = %address, "no connection slot before the deadline: too many probes of this address at once");
-            return Err(Failure::Connect(ConnectFailure::Timeout));
-        }
         let result = timeout_at(self.deadline, TcpStream::connect(address)).await;
-        self.phases.push((Phase::Connect, started.elapsed()));
+        self.add_phase(Phase::Connect, started.elapsed());
         let stream = match result {
             Err(_) => return Err(Failure::Connect(ConnectFailure::Timeout)),
             Ok(Err(error)) => return Err(Failure::Connect(connect_failure(&error))),
@@ -308,11 +364,7 @@ impl<'a> Attempt<'a> {
 
     /// Records a phase's duration (adding to it when the phase repeats) and the last reply.
     fn record<S>(&mut self, phase: Phase, started: Instant, session: &Session<S>) {
-        let elapsed = started.elapsed();
-        match self.phases.iter_mut().find(|(p, _)| *p == phase) {
-            Some((_, total)) => *total += elapsed,
-            None => self.phases.push((phase, elapsed)),
-        }
+        self.add_phase(phase, started.elapsed());
         if let Some(reply) = session.last_reply()
             && self.last_reply.as_deref() != Some(reply)
         {
@@ -320,9 +372,19 @@ impl<'a> Attempt<'a> {
         }
     }
 
-    /// The TLS handshake and the certificate checks the connector asks for, after those of an
-    /// `enforce` policy (see [`Attempt::policy_finding`]).
-    async fn start_tls(&mut self, stream: QuickAck) -> Result<TlsStream<QuickAck>, Failure> {
+    /// Adds `elapsed` to the time of `phase` (a phase runs again in a second exchange).
+    fn add_phase(&mut self, phase: Phase, elapsed: Duration) {
+        match self.phases.iter_mut().find(|(p, _)| *p == phase) {
+            Some((_, total)) => *total += elapsed,
+            None => self.phases.push((phase, elapsed)),
+        }
+    }
+
+    /// The TLS handshake and the certificate checks the connector asks for.
+    async fn start_tls(
+        &mut self,
+        stream: QuickAck,
+    ) -> Result<TlsStream<Watched<QuickAck>>, Failure> {
         let started = Instant::now();
         let server_name = server_name(self.host);
         let result = self
@@ -365,7 +427,7 @@ impl<'a> Attempt<'a> {
                 outcome.map(|()| stream)
             }
         };
-        self.phases.push((Phase::Tls, started.elapsed()));
+        self.add_phase(Phase::Tls, started.elapsed());
         outcome
     }
 }

@@ -37,6 +37,14 @@ pub struct Limiter {
     per_address: Mutex<HashMap<SocketAddr, Arc<Semaphore>>>,
 }
 
+/// No connection slot came free for an address before the probe's deadline: the exporter's own
+/// caps held the probe back, which says nothing about the destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoSlot {
+    /// The address and port the probe waited to connect to.
+    pub address: SocketAddr,
+}
+
 /// Leave to hold one connection open; released on drop.
 #[derive(Debug)]
 pub struct Permit<'a> {
@@ -69,8 +77,12 @@ impl Limiter {
         self.caps
     }
 
-    /// Waits for leave to connect to `address`, until `deadline`; `None` when it did not come.
-    pub async fn acquire(&self, address: SocketAddr, deadline: Instant) -> Option<Permit<'_>> {
+    /// Waits for leave to connect to `address`, until `deadline`.
+    pub async fn acquire(
+        &self,
+        address: SocketAddr,
+        deadline: Instant,
+    ) -> Result<Permit<'_>, NoSlot> {
         let semaphore = self
             .lock()
             .entry(address)
@@ -79,10 +91,10 @@ impl Limiter {
         let acquired = timeout_at(deadline, semaphore.acquire_owned()).await;
         let Ok(Ok(address_permit)) = acquired else {
             self.forget_if_idle(address);
-            return None;
+            return Err(NoSlot { address });
         };
         match timeout_at(deadline, self.total.clone().acquire_owned()).await {
-            Ok(Ok(total_permit)) => Some(Permit {
+            Ok(Ok(total_permit)) => Ok(Permit {
                 limiter: self,
                 address,
                 _address_permit: Some(address_permit),
@@ -91,7 +103,7 @@ impl Limiter {
             _ => {
                 drop(address_permit);
                 self.forget_if_idle(address);
-                None
+                Err(NoSlot { address })
             }
         }
     }
@@ -145,13 +157,18 @@ mod tests {
         let soon = Instant::now() + Duration::from_millis(50);
         let a = limiter.acquire(address(25), soon).await;
         let b = limiter.acquire(address(25), soon).await;
-        assert!(a.is_some() && b.is_some());
-        assert!(limiter.acquire(address(25), soon).await.is_none());
+        assert!(a.is_ok() && b.is_ok());
+        assert_eq!(
+            limiter.acquire(address(25), soon).await.err(),
+            Some(NoSlot {
+                address: address(25)
+            })
+        );
         // Another address is not held up.
-        assert!(limiter.acquire(address(26), soon).await.is_some());
+        assert!(limiter.acquire(address(26), soon).await.is_ok());
         drop(a);
         let later = Instant::now() + Duration::from_millis(50);
-        assert!(limiter.acquire(address(25), later).await.is_some());
+        assert!(limiter.acquire(address(25), later).await.is_ok());
     }
 
     #[tokio::test]
@@ -163,7 +180,7 @@ mod tests {
         let soon = Instant::now() + Duration::from_millis(50);
         let _a = limiter.acquire(address(1), soon).await.expect("first");
         let _b = limiter.acquire(address(2), soon).await.expect("second");
-        assert!(limiter.acquire(address(3), soon).await.is_none());
+        assert!(limiter.acquire(address(3), soon).await.is_err());
     }
 
     #[tokio::test]
@@ -172,7 +189,7 @@ mod tests {
         let soon = Instant::now() + Duration::from_millis(50);
         for port in 1..100 {
             let permit = limiter.acquire(address(port), soon).await;
-            assert!(permit.is_some());
+            assert!(permit.is_ok());
         }
         assert_eq!(limiter.tracked_addresses(), 0);
     }

@@ -15,12 +15,15 @@ pub mod dane;
 pub mod dane_rule;
 pub mod dns;
 pub mod dnssec;
+mod hello;
 pub mod limits;
 pub mod mta_sts;
 mod quickack;
 mod report;
 mod resolve;
 pub mod smtp;
+#[cfg(test)]
+mod tests;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -36,7 +39,7 @@ use attempt::Attempt;
 use dane_rule::DaneRule;
 use dns::Dns;
 use dnssec::DnssecResolver;
-use limits::Limiter;
+use limits::{Limiter, NoSlot};
 use mta_sts::PolicyDomain;
 use mta_sts::cache::PolicyCache;
 use mta_sts::check::{HostRule, MtaStsReport, StsSetup};
@@ -44,7 +47,7 @@ use mta_sts::fetch::PolicyClient;
 use resolve::{Resolution, ResolvedHost};
 use tls::{ChainValidator, ExpectedName, TlsContext};
 
-pub use report::{DaneCheck, Report, TargetDane, TargetReport};
+pub use report::{DaneCheck, Report, TargetDane, TargetReport, Throttled};
 
 /// The probes of one configuration, with the resolvers and validators they share.
 #[derive(Debug)]
@@ -182,8 +185,10 @@ impl Engine {
     }
 
     /// Probes the connector `name` by `deadline` (capped further by its own timeout); `None`
-    /// when there is no such connector.
-    pub async fn probe(&self, name: &str, deadline: Instant) -> Option<Report> {
+    /// when there is no such connector. [`Throttled`] when the engine's own caps kept an address
+    /// from being probed and no other address delivered: the connector's outcome is then
+    /// unknown.
+    pub async fn probe(&self, name: &str, deadline: Instant) -> Option<Result<Report, Throttled>> {
         let probe = self.connectors.get(name)?;
         let started = Instant::now();
         let deadline = deadline.min(started + probe.connector.timeout);
@@ -205,20 +210,38 @@ impl Engine {
                 .as_ref()
                 .is_some_and(|dane| dane.rule(probe.connector.smtp_dane_mode).applies());
         }
-        let targets = self
+        let attempts = self
             .fan_out(probe, &hosts, mta_sts.as_mut(), deadline)
             .await;
+        let mut targets = Vec::with_capacity(attempts.len());
+        let mut no_slot = None;
+        for attempt in attempts {
+            match attempt {
+                Ok(target) => targets.push(target),
+                Err(missed) => {
+                    no_slot.get_or_insert(missed);
+                }
+            }
+        }
+        let delivered = targets.iter().any(|t| t.outcome.is_ok());
+        if let (Some(no_slot), false) = (no_slot, delivered) {
+            return Some(Err(Throttled {
+                connector: probe.connector.clone(),
+                no_slot,
+                duration: started.elapsed(),
+            }));
+        }
         // A validated connector has at least one host, so at least one target.
         let outcome = connector_outcome(targets.iter().map(|t| &t.outcome))
             .unwrap_or(Err(Failure::Dns(DnsFailure::NoRecords)));
-        Some(Report {
+        Some(Ok(Report {
             connector: probe.connector.clone(),
             outcome,
             duration: started.elapsed(),
             targets,
             mta_sts,
             mx_dnssec: mx_status,
-        })
+        }))
     }
 
     /// The connector's hosts and their addresses, through the DNSSEC-aware resolver where the
@@ -259,7 +282,7 @@ impl Engine {
         hosts: &[ResolvedHost],
         mut mta_sts: Option<&mut MtaStsReport>,
         deadline: Instant,
-    ) -> Vec<TargetReport> {
+    ) -> Vec<Result<TargetReport, NoSlot>> {
         let policy_time = mta_sts.as_ref().map(|report| report.elapsed);
         let rules: Vec<HostRule> = hosts
             .iter()
@@ -281,38 +304,45 @@ impl Engine {
                 check: None,
             });
             match (&resolved.addresses, rule, dane_rule) {
-                (Err(failure), _, _) => vec![TargetReport {
+                (Err(failure), _, _) => vec![Ok(TargetReport {
                     host: resolved.host.to_string(),
                     address: None,
                     outcome: Err(*failure),
                     phases,
                     tls: None,
                     last_reply: None,
+                    tls_fallback: None,
                     dane,
-                }],
+                })],
                 // DANE's DNS failures hold the mail before any connection.
                 (Ok(addresses), _, DaneRule::Fail(failure)) => addresses
                     .iter()
-                    .map(|address| TargetReport {
-                        host: resolved.host.to_string(),
-                        address: Some(*address),
-                        outcome: Err(Failure::Dane(failure)),
-                        phases: phases.clone(),
-                        tls: None,
-                        last_reply: None,
-                        dane: dane.clone(),
+                    .map(|address| {
+                        Ok(TargetReport {
+                            host: resolved.host.to_string(),
+                            address: Some(*address),
+                            outcome: Err(Failure::Dane(failure)),
+                            phases: phases.clone(),
+                            tls: None,
+                            last_reply: None,
+                            tls_fallback: None,
+                            dane: dane.clone(),
+                        })
                     })
                     .collect(),
                 (Ok(addresses), HostRule::Refused, _) => addresses
                     .iter()
-                    .map(|address| TargetReport {
-                        host: resolved.host.to_string(),
-                        address: Some(*address),
-                        outcome: Err(Failure::MtaSts(MtaStsFailure::MxNotInPolicy)),
-                        phases: phases.clone(),
-                        tls: None,
-                        last_reply: None,
-                        dane: dane.clone(),
+                    .map(|address| {
+                        Ok(TargetReport {
+                            host: resolved.host.to_string(),
+                            address: Some(*address),
+                            outcome: Err(Failure::MtaSts(MtaStsFailure::MxNotInPolicy)),
+                            phases: phases.clone(),
+                            tls: None,
+                            last_reply: None,
+                            tls_fallback: None,
+                            dane: dane.clone(),
+                        })
                     })
                     .collect(),
                 (Ok(addresses), HostRule::Free | HostRule::Enforced, dane_rule) => {

@@ -389,7 +389,7 @@ fn dane_table_in_resolver_mode() {
 #[test]
 fn postfix_with_dane_delivers_where_the_exporter_says_ok() {
     use crate::common::exporter::HELO;
-    use crate::system::postfix_sender::{Options, Route, Sender};
+    use crate::system::postfix_sender::{Options, Route, Sender, SenderMode};
 
     // (case, host, listener); the connectors have no tls_domain, as Postfix has none.
     let cases: &[(&str, &str, &str)] = &[
@@ -429,7 +429,7 @@ fn postfix_with_dane_delivers_where_the_exporter_says_ok() {
             certs().ca_file.display()
         ),
     };
-    let sender = Sender::start_with(&routes, &options);
+    let sender = Sender::start_with_options(&routes, SenderMode::Hold, &options);
     let recipients: Vec<String> = cases
         .iter()
         .map(|(case, _, _)| format!("user@{case}.agree-dane.test"))

@@ -16,6 +16,7 @@
 mod common;
 mod system;
 
+mod agreement;
 mod dane;
 mod dnssec;
 mod fixtures;

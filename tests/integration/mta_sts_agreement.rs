@@ -20,7 +20,7 @@ use crate::system::certs::certs;
 use crate::system::mta_sts_resolver::Resolver;
 use crate::system::mta_sts_world::{self as sts, world};
 use crate::system::postfix::postfix;
-use crate::system::postfix_sender::{Options, Route, Sender};
+use crate::system::postfix_sender::{Options, Route, Sender, SenderMode};
 
 /// One `enforce` case: a recipient domain in the world, the receiving listener, the exporter's
 /// outcome (code, phase, reason), and a known disagreement, if any.
@@ -108,7 +108,7 @@ fn postfix_with_an_mta_sts_resolver_delivers_where_the_exporter_says_ok() {
             certs().ca_file.display()
         ),
     };
-    let sender = Sender::start_with(&routes, &options);
+    let sender = Sender::start_with_options(&routes, SenderMode::Hold, &options);
     let recipients: Vec<String> = CASES
         .iter()
         .map(|case| format!("user@{}.agree.test", case.name))
