@@ -390,10 +390,10 @@ fn ago(at: SystemTime, now: SystemTime) -> String {
         7_200..172_800 => format!("{:.1} h", size as f64 / 3_600.0),
         _ => format!("{:.1} days", size as f64 / 86_400.0),
     };
-    if seconds >= 0 {
-        format!("in {span}")
-    } else {
-        format!("{span} ago")
+    match seconds.signum() {
+        0 => "now".to_owned(),
+        1 => format!("in {span}"),
+        _ => format!("{span} ago"),
     }
 }
 

@@ -23,6 +23,7 @@ mod fixtures;
 mod monitoring;
 mod mta_sts;
 mod mta_sts_agreement;
+mod mta_sts_hostile;
 mod mta_sts_probe;
 mod paging;
 mod postfix_queue;

@@ -3,11 +3,15 @@
 //! for the policies), delivering to the real Postfix of `common::postfix` (listener `sts`
 //! presents a certificate for every MX host of the world, `notls` offers no STARTTLS,
 //! `wrongname` names only wrong.example) or to scripted servers that count connections.
+//!
+//! Not here yet: a host to which DANE applies, with a failing policy (DANE wins, RFC 8461 §2).
+//! The probe's per-host switch for it (`dane_applies`) is set by the DANE wiring, which brings
+//! that test along.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::common::exporter::{Exporter, HELO};
+use crate::common::exporter::{Exporter, HELO, combined_output, run_cli};
 use crate::common::http;
 use crate::common::metrics::Metrics;
 use crate::common::smtp::Server;
@@ -323,4 +327,46 @@ fn a_new_id_fetches_the_policy_again() {
         Some(1.0),
         "id third serves the policy of id second"
     );
+}
+
+#[test]
+fn the_probe_command_explains_the_policy_and_each_host() {
+    let world = world();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("mailflow.yml");
+    let connectors = [
+        via("missing", sts::MISSING, "sts", &[]),
+        via("listed", sts::WILDCARD, "sts", &[]),
+    ];
+    std::fs::write(&file, sts_config(world.dns, &connectors)).expect("write config");
+    let config = file.display().to_string();
+
+    let out = run_cli(&["probe", "missing", "--config.file", &config]);
+    let text = combined_output(&out);
+    println!("{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for expected in [
+        "connector missing: 4.4.8 (MX host failed MTA-STS validation) in phase mta_sts, reason mx_not_in_policy",
+        "mx.missing.sts.test 127.0.0.1: 4.4.8 (mta_sts: mx_not_in_policy)",
+        "MTA-STS, policy domain missing.sts.test",
+        "_mta-sts.missing.sts.test record: published, id missing1",
+        "policy:      mode enforce, max_age 86400 s (1.0 days), mx: listed.missing.sts.test",
+        "under id missing1; expires",
+        "host mx.missing.sts.test: matches no mx pattern; enforce: sending servers refuse it (4.4.8), it was not contacted",
+        "TLS-RPT (_smtp._tls.missing.sts.test): none published",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+
+    let out = run_cli(&["probe", "listed", "--config.file", &config]);
+    let text = combined_output(&out);
+    println!("{text}");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for expected in [
+        "connector listed: ok",
+        "host mx.wildcard.sts.test: matches mx *.wildcard.sts.test; enforce: TLS and a certificate valid for the host are required",
+        "TLS-RPT (_smtp._tls.wildcard.sts.test): malformed (the record has no rua)",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
 }

@@ -1,5 +1,6 @@
 //! End to end with a real Prometheus (issue 4): the exporter probes loopback fixtures that fail
-//! in many of the ways of codes.md and reads a Postfix queue (a canned `postqueue -j`);
+//! in many of the ways of codes.md (one of them a destination of the MTA-STS world whose policy
+//! does not list its MX host) and reads a Postfix queue (a canned `postqueue -j`);
 //! Prometheus discovers the connectors through `/sd` with the shipped scrape configuration
 //! (config/prometheus.yml, made fast), evaluates a fast copy of the shipped rules
 //! (alerts/mailflow.rules.yml), and the test asks its HTTP API whether (a) every discovered
@@ -21,6 +22,7 @@ use crate::common::poll;
 use crate::common::smtp::{Dialogue, Server};
 use crate::dane::dane_connector;
 use crate::system::dnsmasq::{self, dns};
+use crate::system::mta_sts_world as sts;
 use crate::system::postfix::postfix_connector;
 use crate::system::prometheus::Prometheus;
 
@@ -445,6 +447,8 @@ fn real_prometheus_discovers_scrapes_and_alerts() {
     let nxdomain = format!("[{}]", dnsmasq::NXDOMAIN);
     let healthy_port = healthy.port().to_string();
     let none = [("tls_settings", "none")];
+    let sts_world = sts::world();
+    let sts_port = crate::system::postfix::postfix().port("sts").to_string();
     let entries = [
         local("e2e_ok", healthy.port(), &none),
         connector(
@@ -479,6 +483,17 @@ fn real_prometheus_discovers_scrapes_and_alerts() {
         // stale one.
         dane_connector("e2e_dane", "ok", "valid"),
         dane_connector("e2e_dane_stale", "stale", "valid"),
+        // A destination of the MTA-STS world whose enforce policy does not list its MX host.
+        connector(
+            "e2e_mta_sts",
+            &[
+                ("use_mx_record", "true"),
+                ("recipient_domains", &format!("[{}]", sts::MISSING)),
+                ("port", &sts_port),
+                ("ca_file", &sts_world.trust_bundle.display().to_string()),
+                ("dns", &format!("{{nameservers: [\"{}\"]}}", sts_world.dns)),
+            ],
+        ),
     ];
     let connectors: Vec<&str> = entries.iter().map(|e| name_of(e)).collect();
     let queue_dir = tempfile::tempdir().expect("tempdir");
@@ -537,6 +552,7 @@ fn real_prometheus_discovers_scrapes_and_alerts() {
         ("MailflowCertificateValidationFailed", "e2e_cert"),
         ("MailflowOtherError", "e2e_other"),
         ("MailflowConnectorDegraded", "e2e_degraded"),
+        ("MailflowMtaStsHostNotInPolicy", "e2e_mta_sts"),
         ("MailflowQueueAgeHigh", "e2e_refused"),
         ("MailflowQueueNearExpiry", "e2e_refused"),
         ("MailflowQueueExpired", "e2e_refused"),

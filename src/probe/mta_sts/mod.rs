@@ -171,7 +171,16 @@ where
                 let (client, resolver, domain) = (client.clone(), resolver.clone(), domain.clone());
                 move || async move {
                     let limit = Instant::now() + FETCH_TIME_LIMIT;
-                    client.fetch(&domain, &resolver, limit).await
+                    let result = client.fetch(&domain, &resolver, limit).await;
+                    match &result {
+                        Ok(policy) => {
+                            tracing::debug!(domain = %domain, mode = %policy.mode, "MTA-STS policy fetched");
+                        }
+                        Err(failure) => {
+                            tracing::debug!(domain = %domain, failure = failure.as_str(), error = %failure, "MTA-STS policy fetch failed");
+                        }
+                    }
+                    result
                 }
             };
             cache.policy(domain, id, now, deadline, fetch).await

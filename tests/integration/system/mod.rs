@@ -14,6 +14,7 @@ pub mod certs;
 pub mod dns_wire;
 pub mod dnsmasq;
 pub mod dnssec_world;
+pub mod hostile_policy_host;
 pub mod mta_sts_resolver;
 pub mod mta_sts_world;
 pub mod netns;

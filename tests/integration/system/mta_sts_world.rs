@@ -8,7 +8,8 @@
 //! certificate. Its MX hosts resolve to 127.0.0.1, the first one also as its MX record.
 //!
 //! The world takes a block of loopback addresses of its own (`127.X.Y.1` DNS on port 53,
-//! `.2` nginx on 443, `.3` the silent host on 443, `.10` to `.59` for extra zones), chosen from
+//! `.2` nginx on 443, `.3` the silent host on 443, `.4` the hostile host on 443 (see
+//! [`HOSTILE`]), `.10` to `.59` for extra zones), chosen from
 //! the process id and moved on when taken, so that test binaries running at once don't collide.
 //!
 //! What changes during a test: the policy files of [`KEEP`], [`ID_CHANGE`], [`KEEP_PROBE`] and
@@ -28,6 +29,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 use super::dns_wire::{TYPE_A, query};
+use super::hostile_policy_host::{self, Hostility};
 
 /// `enforce`, listing `mx.enforce.sts.test`; TLS-RPT with a `mailto:` address.
 pub const ENFORCE: &str = "enforce.sts.test";
@@ -70,6 +72,16 @@ pub const MISSING: &str = "missing.sts.test";
 pub const DEEP_WILDCARD: &str = "deepwild.sts.test";
 /// `testing`, listing `listed.testmiss.sts.test` only, while its MX is `mx.testmiss.sts.test`.
 pub const TESTING_MISSING: &str = "testmiss.sts.test";
+/// The hostile policy hosts (`hostile_policy_host`): what each site's policy host sends.
+pub const HOSTILE: [(&str, Hostility); 7] = [
+    ("endless.sts.test", Hostility::EndlessBody),
+    ("hugelength.sts.test", Hostility::HugeLength),
+    ("hugechunk.sts.test", Hostility::HugeChunk),
+    ("headers.sts.test", Hostility::EndlessHeaders),
+    ("statusline.sts.test", Hostility::EndlessStatusLine),
+    ("dribble.sts.test", Hostility::Dribble),
+    ("garbage.sts.test", Hostility::Garbage),
+];
 /// `enforce`, for a test that asks many times at once (its request count is its own).
 pub const SHARED: &str = "shared.sts.test";
 /// `enforce`, for a test that breaks and mends the policy host ([`MtaStsWorld::set_policy`]).
@@ -108,6 +120,8 @@ pub enum Serve {
     Slow,
     /// Nothing: the connection is accepted and left silent.
     Silent,
+    /// The hostile policy host of `hostile_policy_host`, which answers this way.
+    Hostile(Hostility),
 }
 
 /// One domain of the world.
@@ -237,6 +251,41 @@ pub const SITES: &[Site] = &[
     site(KEEP, &["v=STSv1; id=keep1"], Serve::Enforce),
     site(ID_CHANGE, &["v=STSv1; id=first"], Serve::Enforce),
     site(KEEP_PROBE, &["v=STSv1; id=keep1"], Serve::Enforce),
+    site(
+        HOSTILE[0].0,
+        &["v=STSv1; id=h1"],
+        Serve::Hostile(HOSTILE[0].1),
+    ),
+    site(
+        HOSTILE[1].0,
+        &["v=STSv1; id=h2"],
+        Serve::Hostile(HOSTILE[1].1),
+    ),
+    site(
+        HOSTILE[2].0,
+        &["v=STSv1; id=h3"],
+        Serve::Hostile(HOSTILE[2].1),
+    ),
+    site(
+        HOSTILE[3].0,
+        &["v=STSv1; id=h4"],
+        Serve::Hostile(HOSTILE[3].1),
+    ),
+    site(
+        HOSTILE[4].0,
+        &["v=STSv1; id=h5"],
+        Serve::Hostile(HOSTILE[4].1),
+    ),
+    site(
+        HOSTILE[5].0,
+        &["v=STSv1; id=h6"],
+        Serve::Hostile(HOSTILE[5].1),
+    ),
+    site(
+        HOSTILE[6].0,
+        &["v=STSv1; id=h7"],
+        Serve::Hostile(HOSTILE[6].1),
+    ),
     site(ID_PROBE, &["v=STSv1; id=first"], Serve::Enforce),
 ];
 
@@ -268,6 +317,8 @@ pub struct MtaStsWorld {
     pub nginx: Ipv4Addr,
     /// The silent policy host (port 443).
     pub silent: Ipv4Addr,
+    /// The hostile policy host (port 443), for the sites of [`HOSTILE`].
+    pub hostile: Ipv4Addr,
     /// The world's CA (PEM): every policy host's certificate comes from it, except
     /// [`UNTRUSTED_CERT`]'s.
     pub ca_file: PathBuf,
@@ -406,10 +457,10 @@ impl MtaStsWorld {
             "local=/sts.test/".into(),
         ];
         for site in SITES {
-            let policy_host = if site.serve == Serve::Silent {
-                self.silent
-            } else {
-                self.nginx
+            let policy_host = match site.serve {
+                Serve::Silent => self.silent,
+                Serve::Hostile(_) => self.hostile,
+                _ => self.nginx,
             };
             lines.push(format!("host-record=mta-sts.{},{policy_host}", site.domain));
             for host in site.hosts {
@@ -442,7 +493,8 @@ impl MtaStsWorld {
     fn nginx_config(&self) -> String {
         let dir = self.dir.display();
         let mut servers = String::new();
-        for site in SITES.iter().filter(|site| site.serve != Serve::Silent) {
+        let by_nginx = |site: &&Site| !matches!(site.serve, Serve::Silent | Serve::Hostile(_));
+        for site in SITES.iter().filter(by_nginx) {
             let location = match site.serve {
                 Serve::NotFound => "return 404;".to_owned(),
                 Serve::Redirect => {
@@ -572,6 +624,7 @@ fn start() -> MtaStsWorld {
             dns: SocketAddr::from((Ipv4Addr::new(127, block[0], block[1], 1), 53)),
             nginx: Ipv4Addr::new(127, block[0], block[1], 2),
             silent: Ipv4Addr::new(127, block[0], block[1], 3),
+            hostile: Ipv4Addr::new(127, block[0], block[1], 4),
             ca_file: ca_file.clone(),
             trust_bundle: trust_bundle.clone(),
             ca_der: ca_der.clone(),
@@ -590,10 +643,12 @@ fn start() -> MtaStsWorld {
 }
 
 impl MtaStsWorld {
-    /// Starts the silent host, dnsmasq and nginx on this world's addresses.
+    /// Starts the silent and hostile hosts, dnsmasq and nginx on this world's addresses.
     fn launch(&self) -> Result<(), String> {
         let silent =
             TcpListener::bind((self.silent, 443)).map_err(|e| format!("silent host: {e}"))?;
+        let hostile =
+            TcpListener::bind((self.hostile, 443)).map_err(|e| format!("hostile host: {e}"))?;
         let (dns, _) = start_dnsmasq(
             &self.dir,
             self.address(1),
@@ -641,6 +696,11 @@ impl MtaStsWorld {
         children.push(nginx);
         *self.children.lock().map_err(|e| e.to_string())? = children;
         hold_silently(silent);
+        let hostile_hosts: Vec<(String, Hostility)> = HOSTILE
+            .iter()
+            .map(|(domain, hostility)| (format!("mta-sts.{domain}"), *hostility))
+            .collect();
+        hostile_policy_host::serve(hostile, &self.dir.join("tls"), &hostile_hosts);
         Ok(())
     }
 }
