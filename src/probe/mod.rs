@@ -251,7 +251,8 @@ impl Engine {
         match &probe.dnssec {
             None => resolve::resolve(route, &probe.dns, deadline).await,
             Some(resolver) => {
-                resolve::resolve_secure(route, resolver, probe.connector.port, deadline).await
+                resolve::resolve_secure(route, resolver, &probe.dns, probe.connector.port, deadline)
+                    .await
             }
         }
     }

@@ -83,6 +83,7 @@ pub(super) async fn resolve(route: &Route, dns: &Dns, deadline: Instant) -> Reso
 pub(super) async fn resolve_secure(
     route: &Route,
     resolver: &DnssecResolver,
+    dns: &Dns,
     port: u16,
     deadline: Instant,
 ) -> Resolution {
@@ -123,6 +124,11 @@ pub(super) async fn resolve_secure(
         let (addresses, dane) = match &host {
             // DANE never applies to an IP literal: it has no records to look up or show.
             Host::Ip(ip) => (Ok(vec![*ip]), None),
+            // Nor to localhost, which the local resolver answers without asking DNS servers.
+            Host::Name(name) if name.is_localhost() => (
+                dns.addresses(name, deadline).await.map_err(Failure::Dns),
+                None,
+            ),
             Host::Name(name) => {
                 let (addresses, dane) =
                     secure_host(resolver, name, mx_status, port, deadline).await;
