@@ -457,6 +457,65 @@ local describe(what, causes, todo) =
         ],
       },
 
+      comment(|||
+        DANE (RFC 7672), as Exchange Online checks it on every outbound delivery. A broken DANE
+        promise holds the mail now (critical); a rollover that is not ready breaks it at the next
+        certificate renewal (warning). The reason and reply labels are aggregated away, so that a
+        change of reason during an outage neither resets `for:` nor opens a second alert.
+      |||) + {
+        name: 'mailflow-dane',
+        rules: [
+          alert(
+            'MailflowDaneTlsaMismatch',
+            'max without (reason, reply) (mailflow_probe_failure_info{code=~"4.7.322|4.7.323|4.7.325",phase="tls"}) == 1',
+            '5m',
+            'critical',
+            connector + "'s destination fails its own DANE records ({{ $labels.code }})",
+            describe(
+              connector + ' has not delivered for at least 5 minutes: the destination publishes DNSSEC-signed TLSA records and the certificate its server presents does not satisfy them (' + '{{ $labels.code }}). Senders that check DANE, Exchange Online among them, hold the mail and bounce it after the retry window.',
+              'a certificate renewed (new key) without updating the TLSA record, a DANE-TA certificate that expired or names another host.',
+              'run `mailflow_exporter probe {{ $labels.connector }}`: it prints the TLSA record the served certificate needs. Publish it (or put the previous certificate back); if the destination belongs to a partner, contact the partner.',
+            ),
+          ),
+          alert(
+            'MailflowDnssecBogus',
+            'max without (reason, reply, phase) (mailflow_probe_failure_info{code="4.7.324"}) == 1',
+            '5m',
+            'critical',
+            connector + "'s destination has invalid DNSSEC (4.7.324)",
+            describe(
+              connector + " has not delivered for at least 5 minutes: the destination's MX, address or TLSA answers fail DNSSEC validation, or the TLSA lookup of a signed host fails. Senders that check DANE hold the mail.",
+              'expired signatures (a signer that stopped), a DS record at the parent that no longer matches the zone keys after a key rollover, or a broken delegation of the _tcp names.',
+              'run `mailflow_exporter probe {{ $labels.connector }}` to see which RRset fails, then re-sign the zone or fix the DS record at the parent; if the destination belongs to a partner, contact the partner.',
+            ),
+          ),
+          alert(
+            'MailflowDaneRolloverNotReady',
+            'mailflow_dane_rollover_ready == 0',
+            '1h',
+            'warning',
+            'DANE of {{ $labels.host }} (connector {{ $labels.connector }}) breaks at the next certificate renewal',
+            describe(
+              'The TLSA records of {{ $labels.host }} match only the key of the certificate served today, and no DANE-TA record covers its issuer. The next certificate renewal with a new key will make connector {{ $labels.connector }} fail with 4.7.323 and senders that check DANE hold the mail.',
+              'a single 3 1 1 record and automated renewal that generates a new key each time.',
+              "before the next renewal, publish the 3 1 1 record of the next key beside the current one (or a 2 1 1 record of the issuing CA's key); `mailflow_exporter probe {{ $labels.connector }}` prints the records in place.",
+            ),
+          ),
+          alert(
+            'MailflowDaneMandatoryWithoutDane',
+            'max without (reply) (mailflow_probe_failure_info{reason="dane_required"}) == 1',
+            '5m',
+            'critical',
+            connector + ' requires DANE, and its destination has none (4.7.323)',
+            describe(
+              connector + ' has smtp_dane_mode mandatory and has not delivered for at least 5 minutes: its destination has no DNSSEC-secure TLSA record that SMTP can use, so mail is held.',
+              'the destination zone is not signed (or lost its DS record), its TLSA records were removed, or only usage 0/1 records are published.',
+              "have the destination publish signed TLSA records, or set the connector's smtp_dane_mode back to opportunistic if DANE is not really required.",
+            ),
+          ),
+        ],
+      },
+
       comment('The exporter itself: without it, none of the alerts above can fire.') + {
         name: 'mailflow-exporter',
         rules: [

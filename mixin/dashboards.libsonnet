@@ -493,27 +493,62 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
       }],
     ),
 
-    row('Probe timing', 91),
+    row('DANE and DNSSEC', 91),
+    table(
+      'DNSSEC status',
+      'DNSSEC status of each host\'s address records (and of the MX RRset, under the domain) for connectors that check DANE. Bogus holds the mail (4.7.324); insecure or indeterminate means DANE does not apply.',
+      grid(0, 92, 8, 8),
+      query('A', perConnector('mailflow_dnssec_status') + ' == 1', '__auto', instant=true, table=true),
+      columns=['connector', 'host', 'status'],
+      hidden=labelsNotShown + ['Value'],
+    ),
+    table(
+      'TLSA records',
+      'Usable (usage 2 or 3) and unusable TLSA records at _PORT._tcp.HOST, wherever the TLSA answer is DNSSEC-secure.',
+      grid(8, 92, 6, 8),
+      query('A', perConnector('mailflow_dane_tlsa_records'), '__auto', instant=true, table=true),
+      columns=['connector', 'host', 'usable', 'Value'],
+      hidden=labelsNotShown,
+      renamed={ Value: 'records' },
+    ),
+    stateTimeline(
+      'TLSA match',
+      'Whether a usable TLSA record matches the chain each address presents. A mismatch holds the mail (4.7.323).',
+      grid(14, 92, 5, 8),
+      [query('A', perConnector('mailflow_dane_match'), '{{connector}} {{address}}')],
+      'mismatch',
+      'match',
+    ),
+    stateTimeline(
+      'Rollover ready',
+      'Whether the next certificate renewal keeps DANE working: a DANE-TA record, or the next key\'s 3 1 1 record published ahead.',
+      grid(19, 92, 5, 8),
+      [query('A', perConnector('mailflow_dane_rollover_ready'), '{{connector}} {{host}}')],
+      'not ready',
+      'ready',
+    ),
+
+    row('Probe timing', 100),
     timeseries(
       'Phase timings',
       'How long each phase of the latest probe took (for the preferred successful address).',
-      grid(0, 92, 12, 8),
+      grid(0, 101, 12, 8),
       [query('A', perConnector('mailflow_probe_phase_duration_seconds'), '{{connector}} {{phase}}')],
       's',
     ),
     timeseries(
       'Probe duration',
       'The whole probe, all addresses included.',
-      grid(12, 92, 12, 8),
+      grid(12, 101, 12, 8),
       [query('A', perConnector('mailflow_probe_duration_seconds'), '{{connector}}')],
       's',
     ),
 
-    row('Exporter health', 100),
+    row('Exporter health', 109),
     table(
       'Exporter build',
       'Version and revision of each running exporter.',
-      grid(0, 101, 8, 6),
+      grid(0, 110, 8, 6),
       query('A', 'mailflow_exporter_build_info', '__auto', instant=true, table=true),
       columns=['instance', 'version', 'revision'],
       hidden=['Time', 'Value', '__name__'],
@@ -522,7 +557,7 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
       'stat',
       'Configuration reload',
       'Whether the last configuration reload succeeded, and when one last did.',
-      grid(8, 101, 8, 6),
+      grid(8, 110, 8, 6),
       [
         query('A', 'mailflow_config_last_reload_successful', '{{instance}} last reload', instant=true),
         query('B', 'mailflow_config_last_reload_success_timestamp_seconds * 1000', '{{instance}} last good reload', instant=true),
@@ -558,7 +593,7 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
     stateTimeline(
       'Scrapes',
       'Whether Prometheus reaches the exporter (/metrics) and each connector\'s probe (/probe).',
-      grid(16, 101, 8, 6),
+      grid(16, 110, 8, 6),
       [
         query('A', 'up{%s}' % config.exporterSelector, 'exporter {{instance}}'),
         query('B', 'up{%s, connector=~"$connector"}' % config.probeSelector, 'probe {{connector}}'),
@@ -569,7 +604,7 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
     timeseries(
       'Probes not run',
       "Probes that found no free connection before their deadline (--probe.max-connections and --probe.max-connections-per-address), per connector. They are no connector failure: their scrapes fail instead (HTTP 503).",
-      grid(0, 107, 24, 6),
+      grid(0, 116, 24, 6),
       [query(
         'A',
         'sum by (connector) (increase(mailflow_exporter_probe_slot_timeouts_total{%s, connector=~"$connector"}[$__rate_interval]))' % config.exporterSelector,

@@ -3,10 +3,12 @@
 use std::fmt::Write;
 use std::time::{Duration, SystemTime};
 
+use crate::config::Route;
 use crate::metrics::unix_seconds;
 use crate::outcome::{
-    Code, Failure, MtaStsFailure, OldTlsVersion, TlsFailure, TlsRequired, code_of,
+    Code, DaneFailure, Failure, MtaStsFailure, OldTlsVersion, TlsFailure, TlsRequired, code_of,
 };
+use crate::probe::dane_rule::TlsaAnswer;
 use crate::probe::mta_sts::StsLookup;
 use crate::probe::mta_sts::cache::CachedPolicy;
 use crate::probe::mta_sts::check::{HostMatch, MtaStsReport};
@@ -14,7 +16,7 @@ use crate::probe::mta_sts::policy::Mode;
 use crate::probe::mta_sts::record::StsPublication;
 use crate::probe::mta_sts::tlsrpt::TlsRpt;
 use crate::probe::tls::CertificateFacts;
-use crate::probe::{Report, TargetReport};
+use crate::probe::{DaneCheck, Report, TargetReport};
 
 /// Renders `report`, probed at `now`, as plain text.
 pub fn render(report: &Report, now: SystemTime) -> String {
@@ -38,6 +40,7 @@ pub fn render(report: &Report, now: SystemTime) -> String {
     if let Some(sts) = &report.mta_sts {
         render_mta_sts(&mut out, sts, now);
     }
+    render_dane(&mut out, report);
     let _ = writeln!(out);
     if code == Code::Ok {
         let _ = writeln!(out, "{}", code.advice());
@@ -74,7 +77,8 @@ fn render_target(out: &mut String, target: &TargetReport, now: SystemTime) {
     }
     if let Err(
         Failure::Tls(TlsFailure::Version(offered))
-        | Failure::MtaSts(MtaStsFailure::TlsRequired(TlsRequired::Version(offered))),
+        | Failure::MtaSts(MtaStsFailure::TlsRequired(TlsRequired::Version(offered)))
+        | Failure::Dane(DaneFailure::TlsRequired(TlsRequired::Version(offered))),
     ) = &target.outcome
     {
         let _ = writeln!(out, "    tls versions: {}", version_mismatch(*offered));
@@ -141,6 +145,115 @@ fn render_certificate(out: &mut String, certificate: &CertificateFacts, now: Sys
             Some(finding) => format!("fails: {}", finding.reason()),
         }
     );
+}
+
+/// DNSSEC and DANE, where the connector checks them: the status of each RRset, each host's TLSA
+/// records, which one matched the served chain (or the record it would need), and what to
+/// publish.
+fn render_dane(out: &mut String, report: &Report) {
+    if !report.targets.iter().any(|t| t.dane.is_some()) {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n  DANE (smtp_dane_mode {}):",
+        report.connector.smtp_dane_mode.as_str()
+    );
+    if let (Route::Mx(domain), Some(status)) = (&report.connector.route, report.mx_dnssec) {
+        let _ = writeln!(out, "    {domain} MX: DNSSEC {}", status.as_str());
+    }
+    let port = report.connector.port;
+    for (index, target) in report.targets.iter().enumerate() {
+        let Some(dane) = &target.dane else { continue };
+        let first_of_host = !report.targets[..index]
+            .iter()
+            .any(|t| t.host == target.host);
+        if first_of_host {
+            let owner = format!("_{port}._tcp.{}.", target.host);
+            let _ = writeln!(
+                out,
+                "    {} A/AAAA: DNSSEC {}",
+                target.host,
+                dane.host.status.as_str()
+            );
+            match &dane.host.tlsa {
+                TlsaAnswer::NotAsked => {
+                    let _ = writeln!(
+                        out,
+                        "    {owner} TLSA: not looked up (the host's records are not secure: DANE does not apply)"
+                    );
+                }
+                TlsaAnswer::Failed(failure) => {
+                    let _ = writeln!(
+                        out,
+                        "    {owner} TLSA: lookup failed ({}): senders that check DANE hold the mail",
+                        failure.reason()
+                    );
+                }
+                TlsaAnswer::Insecure => {
+                    let _ = writeln!(
+                        out,
+                        "    {owner} TLSA: answer not signed (DANE does not apply)"
+                    );
+                }
+                TlsaAnswer::Secure(records) if records.is_empty() => {
+                    let _ = writeln!(
+                        out,
+                        "    {owner} TLSA: none published (secure denial: DANE does not apply)"
+                    );
+                }
+                TlsaAnswer::Secure(records) => {
+                    let _ = writeln!(out, "    {owner} TLSA (DNSSEC secure):");
+                    for record in records.iter() {
+                        let usable = if record.is_usable() {
+                            "usable"
+                        } else {
+                            "unusable for SMTP (usage 0/1, or bad parameters)"
+                        };
+                        let _ = writeln!(out, "      {record}  {usable}");
+                    }
+                }
+            }
+        }
+        if let Some(check) = &dane.check {
+            render_dane_check(out, target, check, port);
+        }
+    }
+}
+
+/// How one address's chain fared against its host's TLSA records, and what to publish.
+fn render_dane_check(out: &mut String, target: &TargetReport, check: &DaneCheck, port: u16) {
+    let address = target.address.map(|a| a.to_string()).unwrap_or_default();
+    let owner = format!("_{port}._tcp.{}.", target.host);
+    match (&check.matched, &check.needed) {
+        (Some(record), _) if check.broken_chain => {
+            let _ = writeln!(
+                out,
+                "    {address}: the DANE-TA record {record} matches, but the chain does not lead from the leaf to it"
+            );
+        }
+        (Some(record), _) => {
+            let _ = writeln!(out, "    {address}: matched by {record}");
+        }
+        (None, Some(needed)) => {
+            let _ = writeln!(
+                out,
+                "    {address}: no usable record matches the served certificate; publish\n      {owner} IN TLSA {needed}\n      (or serve the certificate the records name)"
+            );
+        }
+        (None, None) => {
+            let _ = writeln!(
+                out,
+                "    {address}: no usable record matches, and no leaf could be read"
+            );
+        }
+    }
+    if check.matched.is_some() && !check.rollover_ready {
+        let _ = writeln!(
+            out,
+            "    {address}: rollover not ready: the next certificate renewal breaks DANE. Before it, publish the 3 1 1 record of the next key beside the current one, or a 2 1 1 record of the issuing CA"
+        );
+    }
 }
 
 /// The MTA-STS policy of the connector's policy domain, what it said about each host, and the
@@ -318,10 +431,10 @@ fn relative_days(seconds: i64) -> String {
 mod tests {
     use super::*;
     use crate::config::parse;
-    use crate::outcome::Phase;
+    use crate::outcome::{MtaStsFailure, Phase};
     use std::path::Path;
 
-    /// A report of connector `c1` whose MX host the policy of `mta_sts` refused.
+    /// A report of connector `c1` whose one address an `enforce` policy refused.
     fn sts_report(mta_sts: MtaStsReport) -> Report {
         let config = parse(
             "connectors:\n  - name: c1\n    use_mx_record: true\n    recipient_domains: [example.test]\n",
@@ -344,8 +457,10 @@ mod tests {
                 tls: None,
                 last_reply: None,
                 tls_fallback: None,
+                dane: None,
             }],
             mta_sts: Some(mta_sts),
+            mx_dnssec: None,
         }
     }
 
@@ -365,8 +480,10 @@ mod tests {
                 tls: None,
                 last_reply: None,
                 tls_fallback,
+                dane: None,
             }],
             mta_sts: None,
+            mx_dnssec: None,
         }
     }
 

@@ -28,6 +28,14 @@ impl DomainName {
     pub fn server_name(&self) -> ServerName<'static> {
         ServerName::DnsName(self.0.clone())
     }
+
+    /// Whether this is `localhost` or a name under it (RFC 6761): the machine itself, answered
+    /// by the local resolver (the hosts file) and never asked of DNS servers, so it has no DNSSEC
+    /// records, TLSA records or MTA-STS policy to look up.
+    pub fn is_localhost(&self) -> bool {
+        let name = self.as_str();
+        name == "localhost" || name.ends_with(".localhost")
+    }
 }
 
 impl FromStr for DomainName {
@@ -311,6 +319,18 @@ fn describe(c: char) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn localhost_names_are_told_apart() {
+        for local in ["localhost", "LOCALHOST.", "mx.localhost"] {
+            let name: DomainName = local.parse().expect("valid");
+            assert!(name.is_localhost(), "{local}");
+        }
+        for other in ["localhost.example", "notlocalhost", "mx.localhost.test"] {
+            let name: DomainName = other.parse().expect("valid");
+            assert!(!name.is_localhost(), "{other}");
+        }
+    }
 
     #[test]
     fn domain_names() {

@@ -6,6 +6,7 @@
 
 use crate::outcome::{Code, Phase};
 use crate::postfix::QueueReadFailure;
+use crate::probe::dnssec::DnssecStatus;
 
 /// The labels of one sample.
 pub trait LabelSet {
@@ -37,6 +38,22 @@ impl LabelValue for Code {
 impl LabelValue for Phase {
     fn label_value(&self) -> &str {
         self.as_str()
+    }
+}
+
+impl LabelValue for DnssecStatus {
+    fn label_value(&self) -> &str {
+        self.as_str()
+    }
+}
+
+/// Whether TLSA records are usable for SMTP: the `usable` label, `true` or `false`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Usability(pub bool);
+
+impl LabelValue for Usability {
+    fn label_value(&self) -> &str {
+        if self.0 { "true" } else { "false" }
     }
 }
 
@@ -145,6 +162,26 @@ label_sets! {
         connector: &'a str,
         /// The host name.
         host: &'a str,
+    }
+
+    /// The DNSSEC status of a host's records (or of an MX connector's MX RRset).
+    DnssecStatusLabels<'a> {
+        /// The connector's name.
+        connector: &'a str,
+        /// The host name (for the MX RRset, the domain).
+        host: &'a str,
+        /// `secure`, `insecure`, `bogus` or `indeterminate`.
+        status: DnssecStatus,
+    }
+
+    /// A host's TLSA records, usable or not.
+    TlsaRecordLabels<'a> {
+        /// The connector's name.
+        connector: &'a str,
+        /// The host name.
+        host: &'a str,
+        /// Whether the records counted are usable for SMTP (RFC 7672).
+        usable: Usability,
     }
 
     /// One address a connector's host resolved to.

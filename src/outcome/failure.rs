@@ -24,6 +24,9 @@ pub enum Failure {
     Starttls(StarttlsFailure),
     /// The TLS handshake or the certificate checks failed.
     Tls(TlsFailure),
+    /// The destination's DANE promise (DNSSEC-signed TLSA records) was broken, or could not be
+    /// checked.
+    Dane(DaneFailure),
 }
 
 impl Failure {
@@ -36,6 +39,7 @@ impl Failure {
             Failure::Smtp(step, fault) => fault.code(step),
             Failure::Starttls(failure) => failure.code(),
             Failure::Tls(failure) => failure.code(),
+            Failure::Dane(failure) => failure.code(),
         }
     }
 
@@ -48,6 +52,7 @@ impl Failure {
             Failure::Smtp(step, _) => step.phase(),
             Failure::Starttls(_) => Phase::Starttls,
             Failure::Tls(_) => Phase::Tls,
+            Failure::Dane(failure) => failure.phase(),
         }
     }
 
@@ -60,6 +65,7 @@ impl Failure {
             Failure::Smtp(_, fault) => fault.reason(),
             Failure::Starttls(failure) => failure.reason(),
             Failure::Tls(failure) => failure.reason(),
+            Failure::Dane(failure) => failure.reason(),
         }
     }
 
@@ -69,6 +75,7 @@ impl Failure {
             Failure::Smtp(_, fault) => fault.reply(),
             Failure::Starttls(failure) => failure.reply(),
             Failure::MtaSts(failure) => failure.reply(),
+            Failure::Dane(failure) => failure.reply(),
             Failure::Dns(_) | Failure::Connect(_) | Failure::Tls(_) => None,
         }
     }
@@ -128,11 +135,12 @@ impl MtaStsFailure {
     pub fn under_enforce(failure: Failure) -> Failure {
         let required = match failure {
             Failure::Starttls(starttls) => TlsRequired::Starttls(starttls),
-            Failure::Tls(TlsFailure::Version(offered)) => TlsRequired::Version(offered),
             Failure::Tls(TlsFailure::Handshake) => TlsRequired::Handshake,
+            Failure::Tls(TlsFailure::Version(version)) => TlsRequired::Version(version),
             Failure::Tls(TlsFailure::Broken(_) | TlsFailure::Certificate(_))
             | Failure::Dns(_)
             | Failure::MtaSts(_)
+            | Failure::Dane(_)
             | Failure::Connect(_)
             | Failure::Smtp(..) => return failure,
         };
@@ -140,16 +148,112 @@ impl MtaStsFailure {
     }
 }
 
-/// Why TLS that the destination itself requires (an MTA-STS `enforce` policy) did not come
+/// How a destination's DANE promise (RFC 7672) was broken, or could not be checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DaneFailure {
+    /// An MX, address or TLSA answer fails DNSSEC validation.
+    DnssecBogus,
+    /// The TLSA lookup of a host whose addresses are secure failed (SERVFAIL, time-out, an
+    /// answer whose status cannot be established).
+    TlsaLookupFailed,
+    /// `smtp_dane_mode: mandatory`, and the host has no secure TLSA RRset with a usable record.
+    Required,
+    /// DANE applies, so TLS is required, and STARTTLS or the handshake did not give it.
+    TlsRequired(TlsRequired),
+    /// No usable TLSA record matches the presented chain (also a DANE-TA match whose chain does
+    /// not lead to the anchor).
+    Mismatch,
+    /// DANE-TA: a certificate from the leaf up to the anchor has expired.
+    TaExpired,
+    /// DANE-TA: a certificate from the leaf up to the anchor is not valid yet.
+    TaNotYetValid,
+    /// DANE-TA: the leaf names none of the reference identifiers.
+    TaNameMismatch,
+}
+
+impl DaneFailure {
+    /// The mail flow code of this failure.
+    pub fn code(self) -> Code {
+        match self {
+            DaneFailure::DnssecBogus | DaneFailure::TlsaLookupFailed => Code::DnssecInvalid,
+            DaneFailure::Required | DaneFailure::Mismatch | DaneFailure::TaNotYetValid => {
+                Code::TlsaInvalid
+            }
+            DaneFailure::TlsRequired(failure) => failure.code(),
+            DaneFailure::TaExpired => Code::DaneCertificateExpired,
+            DaneFailure::TaNameMismatch => Code::DaneCertificateHostMismatch,
+        }
+    }
+
+    /// The phase that failed.
+    pub fn phase(self) -> Phase {
+        match self {
+            DaneFailure::DnssecBogus | DaneFailure::TlsaLookupFailed | DaneFailure::Required => {
+                Phase::Dns
+            }
+            DaneFailure::TlsRequired(failure) => failure.phase(),
+            DaneFailure::Mismatch
+            | DaneFailure::TaExpired
+            | DaneFailure::TaNotYetValid
+            | DaneFailure::TaNameMismatch => Phase::Tls,
+        }
+    }
+
+    /// The label value of this failure.
+    pub fn reason(self) -> Reason {
+        match self {
+            DaneFailure::DnssecBogus => Reason::DnssecBogus,
+            DaneFailure::TlsaLookupFailed => Reason::TlsaLookupFailed,
+            DaneFailure::Required => Reason::DaneRequired,
+            DaneFailure::TlsRequired(failure) => failure.reason(),
+            DaneFailure::Mismatch => Reason::TlsaMismatch,
+            DaneFailure::TaExpired => Reason::CertExpired,
+            DaneFailure::TaNotYetValid => Reason::CertNotYetValid,
+            DaneFailure::TaNameMismatch => Reason::CertNameMismatch,
+        }
+    }
+
+    /// The server's reply code, when a reply caused the failure.
+    pub fn reply(self) -> Option<u16> {
+        match self {
+            DaneFailure::TlsRequired(failure) => failure.reply(),
+            DaneFailure::DnssecBogus
+            | DaneFailure::TlsaLookupFailed
+            | DaneFailure::Required
+            | DaneFailure::Mismatch
+            | DaneFailure::TaExpired
+            | DaneFailure::TaNotYetValid
+            | DaneFailure::TaNameMismatch => None,
+        }
+    }
+
+    /// `failure` as it counts where DANE applies to the host: TLS is required, so STARTTLS and
+    /// handshake failures become [`DaneFailure::TlsRequired`]; every other failure stays.
+    pub fn under_dane(failure: Failure) -> Failure {
+        let required = match failure {
+            Failure::Starttls(starttls) => TlsRequired::Starttls(starttls),
+            Failure::Tls(TlsFailure::Handshake) => TlsRequired::Handshake,
+            Failure::Tls(TlsFailure::Version(version)) => TlsRequired::Version(version),
+            Failure::Tls(TlsFailure::Broken(_) | TlsFailure::Certificate(_))
+            | Failure::Dns(_)
+            | Failure::MtaSts(_)
+            | Failure::Dane(_)
+            | Failure::Connect(_)
+            | Failure::Smtp(..) => return failure,
+        };
+        Failure::Dane(DaneFailure::TlsRequired(required))
+    }
+}
+
+/// Why TLS that the destination itself requires (an MTA-STS `enforce` policy, or DANE) did not come
 /// about: Exchange Online's 4.7.321 starttls-not-supported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TlsRequired {
     /// STARTTLS was not offered, or was refused.
     Starttls(StarttlsFailure),
-    /// The server and the probe share no TLS version (with the old version the server
-    /// offered, when it said).
+    /// No shared TLS version (the server offers only versions the probe refuses).
     Version(Option<OldTlsVersion>),
-    /// The TLS handshake failed for another reason that is not the certificate.
+    /// The TLS handshake failed for a reason that is not the certificate.
     Handshake,
 }
 
@@ -677,14 +781,6 @@ mod tests {
                 "4.7.321",
             ),
             (
-                MtaSts(MtaStsFailure::TlsRequired(TlsRequired::Version(Some(
-                    OldTlsVersion::Tls10,
-                )))),
-                "tls",
-                "tls_version",
-                "4.7.321",
-            ),
-            (
                 MtaSts(MtaStsFailure::Certificate(CertificateFailure::Untrusted)),
                 "tls",
                 "cert_untrusted",
@@ -736,11 +832,6 @@ mod tests {
         assert_eq!(
             MtaStsFailure::under_enforce(Failure::Tls(TlsFailure::Handshake)).code(),
             Code::StarttlsNotSupported
-        );
-        let version = MtaStsFailure::under_enforce(Failure::Tls(TlsFailure::Version(None)));
-        assert_eq!(
-            (version.code(), version.phase(), version.reason()),
-            (Code::StarttlsNotSupported, Phase::Tls, Reason::TlsVersion)
         );
         for unchanged in [
             Failure::Tls(TlsFailure::Broken(Breakdown::Reset)),

@@ -7,7 +7,7 @@ mod failure;
 use std::fmt;
 
 pub use failure::{
-    Breakdown, CertificateFailure, ConnectFailure, DnsFailure, Failure, MtaStsFailure,
+    Breakdown, CertificateFailure, ConnectFailure, DaneFailure, DnsFailure, Failure, MtaStsFailure,
     OldTlsVersion, SmtpFault, SmtpStep, StarttlsFailure, TlsFailure, TlsRequired,
 };
 
@@ -31,6 +31,15 @@ pub enum Code {
     /// 4.7.321: the destination requires TLS (an MTA-STS `enforce` policy, or DANE), and the
     /// server offers no STARTTLS, refuses it, or the handshake fails.
     StarttlsNotSupported,
+    /// 4.7.322: DANE applies (DANE-TA) and a certificate of the chain has expired.
+    DaneCertificateExpired,
+    /// 4.7.323: DANE applies and no usable TLSA record matches the presented chain, or any other
+    /// DANE failure (`smtp_dane_mode: mandatory` without a secure usable TLSA record).
+    TlsaInvalid,
+    /// 4.7.324: the destination's DNSSEC answers are bogus, or its TLSA lookup failed.
+    DnssecInvalid,
+    /// 4.7.325: DANE applies (DANE-TA) and the certificate names neither the host nor its domain.
+    DaneCertificateHostMismatch,
     /// 4.4.8: the destination's MTA-STS `enforce` policy does not list the host.
     MtaStsMxNotListed,
     /// 4.7.5: the destination's MTA-STS `enforce` policy applies and the certificate is not
@@ -42,7 +51,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, in the order they are exposed.
-    pub const ALL: [Code; 11] = [
+    pub const ALL: [Code; 15] = [
         Code::Ok,
         Code::DnsQueryFailed,
         Code::ConnectionTimedOut,
@@ -51,6 +60,10 @@ impl Code {
         Code::ConnectionClosedAbruptly,
         Code::CertificateValidationFailed,
         Code::StarttlsNotSupported,
+        Code::DaneCertificateExpired,
+        Code::TlsaInvalid,
+        Code::DnssecInvalid,
+        Code::DaneCertificateHostMismatch,
         Code::MtaStsMxNotListed,
         Code::MtaStsCertificateInvalid,
         Code::Other,
@@ -67,6 +80,10 @@ impl Code {
             Code::ConnectionClosedAbruptly => "4.4.318",
             Code::CertificateValidationFailed => "4.7.320",
             Code::StarttlsNotSupported => "4.7.321",
+            Code::DaneCertificateExpired => "4.7.322",
+            Code::TlsaInvalid => "4.7.323",
+            Code::DnssecInvalid => "4.7.324",
+            Code::DaneCertificateHostMismatch => "4.7.325",
             Code::MtaStsMxNotListed => "4.4.8",
             Code::MtaStsCertificateInvalid => "4.7.5",
             Code::Other => "other",
@@ -84,6 +101,10 @@ impl Code {
             Code::ConnectionClosedAbruptly => "connection closed abruptly",
             Code::CertificateValidationFailed => "certificate validation failed",
             Code::StarttlsNotSupported => "STARTTLS not supported",
+            Code::DaneCertificateExpired => "certificate expired (DANE)",
+            Code::TlsaInvalid => "TLSA invalid",
+            Code::DnssecInvalid => "DNSSEC invalid",
+            Code::DaneCertificateHostMismatch => "certificate host mismatch (DANE)",
             Code::MtaStsMxNotListed => "MX host failed MTA-STS validation",
             Code::MtaStsCertificateInvalid => "certificate failed MTA-STS validation",
             Code::Other => "other error",
@@ -137,6 +158,32 @@ impl Code {
                  queue the mail instead of sending it in plain text. Restore STARTTLS on the \
                  server (protocols, ciphers, certificate installed), or have the domain withdraw \
                  the requirement; for a partner, contact the partner."
+            }
+            Code::DaneCertificateExpired => {
+                "The destination publishes DANE-TA records (TLSA usage 2) and a certificate of \
+                 the chain the server presents has expired. Sending servers that check DANE \
+                 queue the mail and bounce it after the retry window. Renew the certificate \
+                 under the same trust anchor; for a partner, contact the partner."
+            }
+            Code::TlsaInvalid => {
+                "The destination publishes DNSSEC-signed TLSA records and none that is usable \
+                 matches the certificate the server presents (the classic case: a certificate \
+                 renewed without updating TLSA), or the connector's smtp_dane_mode is mandatory \
+                 and the destination has no secure usable TLSA record. Publish the TLSA record of \
+                 the served certificate (probe CONNECTOR prints it), or serve the certificate the \
+                 records name; for a partner, contact the partner."
+            }
+            Code::DnssecInvalid => {
+                "The destination's DNSSEC answers (MX, address or TLSA records) fail validation \
+                 (bad or expired signatures, keys no trust anchor validates), or the TLSA lookup \
+                 of a host whose addresses are signed failed. Sending servers that check DANE \
+                 hold the mail. Re-sign the zone or fix the DS records at the parent; for a \
+                 partner, contact the partner."
+            }
+            Code::DaneCertificateHostMismatch => {
+                "The destination publishes DANE-TA records (TLSA usage 2) and the certificate \
+                 names neither the host nor its domain. Serve a certificate that names the MX \
+                 host; for a partner, contact the partner."
             }
             Code::MtaStsMxNotListed => {
                 "The destination's MTA-STS policy is in enforce mode and lists no mx pattern that \
@@ -279,6 +326,14 @@ pub enum Reason {
     Protocol,
     /// The destination's MTA-STS `enforce` policy does not list the host.
     MxNotInPolicy,
+    /// An MX, address or TLSA answer fails DNSSEC validation.
+    DnssecBogus,
+    /// The TLSA lookup of a host whose addresses are secure failed.
+    TlsaLookupFailed,
+    /// `smtp_dane_mode: mandatory` and no secure TLSA RRset with a usable record.
+    DaneRequired,
+    /// DANE applies and no usable TLSA record matches the presented chain.
+    TlsaMismatch,
 }
 
 impl Reason {
@@ -307,6 +362,10 @@ impl Reason {
             Reason::Reset => "reset",
             Reason::Protocol => "protocol",
             Reason::MxNotInPolicy => "mx_not_in_policy",
+            Reason::DnssecBogus => "dnssec_bogus",
+            Reason::TlsaLookupFailed => "tlsa_lookup_failed",
+            Reason::DaneRequired => "dane_required",
+            Reason::TlsaMismatch => "tlsa_mismatch",
         }
     }
 }

@@ -10,22 +10,24 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{ServerName, UnixTime};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 use tokio_rustls::client::TlsStream;
 
-use crate::config::{Connector, Host, TlsSettings};
+use crate::config::{Connector, Host, Route, TlsDomain, TlsSettings};
 use crate::outcome::{
-    Breakdown, CertificateFailure, ConnectFailure, Failure, MtaStsFailure, Outcome, Phase,
-    SmtpFault, SmtpStep, StarttlsFailure, TlsFailure,
+    Breakdown, CertificateFailure, ConnectFailure, DaneFailure, Failure, MtaStsFailure, Outcome,
+    Phase, SmtpFault, SmtpStep, StarttlsFailure, TlsFailure,
 };
 
+use super::dane::{self, Authentication, TaFailure, Tlsa};
+use super::dane_rule::{DaneRule, HostDane};
 use super::hello::Watched;
 use super::limits::{NoSlot, Permit};
 use super::quickack::QuickAck;
-use super::report::TargetReport;
+use super::report::{DaneCheck, TargetDane, TargetReport};
 use super::resolve::ResolvedHost;
 use super::smtp::{Reply, Session};
 use super::tls::{ExpectedName, TlsFacts};
@@ -49,11 +51,17 @@ pub(super) struct Attempt<'a> {
     tls: Option<TlsFacts>,
     /// The server's last reply line, for people.
     last_reply: Option<String>,
-    /// An MTA-STS `enforce` policy lists the host: TLS is required (no fallback to plain
-    /// text), with a certificate valid for the host.
-    mta_sts_enforced: bool,
     /// The TLS failure after which the dialogue was held again without TLS, if it was.
     tls_fallback: Option<TlsFailure>,
+    /// An MTA-STS `enforce` policy lists the host: TLS is required, with a certificate valid
+    /// for the host.
+    mta_sts_enforced: bool,
+    /// What DNSSEC and TLSA showed for the host, where the connector checks DANE.
+    dane_host: Option<&'a HostDane>,
+    /// What DANE asks of this address.
+    dane_rule: DaneRule,
+    /// How the presented chain fared against the TLSA records, once checked.
+    dane_check: Option<DaneCheck>,
     /// Leave to hold a connection open, within the engine's caps; taken once, kept for the
     /// whole dialogue.
     permit: Option<Permit<'a>>,
@@ -79,10 +87,19 @@ impl<'a> Attempt<'a> {
             phases,
             tls: None,
             last_reply: None,
-            mta_sts_enforced: false,
             tls_fallback: None,
+            mta_sts_enforced: false,
+            dane_host: resolved.dane.as_ref(),
+            dane_rule: DaneRule::Off,
+            dane_check: None,
             permit: None,
         }
+    }
+
+    /// The same probe held to `rule`, what DANE asks of the host.
+    pub(super) fn under_dane(mut self, rule: DaneRule) -> Self {
+        self.dane_rule = rule;
+        self
     }
 
     /// The same probe after an MTA-STS lookup that took `looked_up` (`None`: none ran), held to
@@ -95,16 +112,21 @@ impl<'a> Attempt<'a> {
     }
 
     /// Holds the whole dialogue and reports what it showed; [`NoSlot`] when the engine's caps
-    /// left no connection for it before the deadline (then it found nothing). Where an
-    /// `enforce` policy applies, TLS that did not come about counts as the policy's failure
-    /// (4.7.321).
+    /// left no connection for it before the deadline (then it found nothing). Where DANE or an
+    /// `enforce` policy applies, TLS that did not come about counts as their failure (4.7.321).
     pub(super) async fn run(mut self) -> Result<TargetReport, NoSlot> {
         let outcome = self.dialogue().await?;
-        let outcome = if self.mta_sts_enforced {
+        let outcome = if self.dane_rule.applies() {
+            outcome.map_err(DaneFailure::under_dane)
+        } else if self.mta_sts_enforced {
             outcome.map_err(MtaStsFailure::under_enforce)
         } else {
             outcome
         };
+        let dane = self.dane_host.map(|host| TargetDane {
+            host: host.clone(),
+            check: self.dane_check.take(),
+        });
         Ok(TargetReport {
             host: self.host.to_string(),
             address: Some(self.address),
@@ -113,6 +135,7 @@ impl<'a> Attempt<'a> {
             tls: self.tls,
             last_reply: self.last_reply,
             tls_fallback: self.tls_fallback,
+            dane,
         })
     }
 
@@ -156,15 +179,15 @@ impl<'a> Attempt<'a> {
     }
 
     /// Whether a sending server would try again without TLS after `failure`: only under
-    /// `opportunistic` and STARTTLS, never where an MTA-STS `enforce` policy requires TLS, and
-    /// only when the handshake itself failed (a certificate is never enforced there; a
-    /// handshake that ran out of time leaves no time to retry).
+    /// `opportunistic` and STARTTLS, and only when the handshake itself failed (a certificate
+    /// is never enforced there; a handshake that ran out of time leaves no time to retry).
     fn falls_back_to_plain_text(&self, failure: TlsFailure) -> bool {
         let connector = self.connector();
-        if connector.tls_settings != TlsSettings::Opportunistic
-            || connector.implicit_tls
-            || self.mta_sts_enforced
-        {
+        if connector.tls_settings != TlsSettings::Opportunistic || connector.implicit_tls {
+            return false;
+        }
+        // Where the destination requires TLS (DANE, an `enforce` policy), there is no fallback.
+        if self.dane_rule.applies() || self.mta_sts_enforced {
             return false;
         }
         match failure {
@@ -191,7 +214,8 @@ impl<'a> Attempt<'a> {
         if settings == TlsSettings::None {
             return self.finish(session).await;
         }
-        let requires_tls = settings.requires_tls() || self.mta_sts_enforced;
+        let requires_tls =
+            settings.requires_tls() || self.mta_sts_enforced || self.dane_rule.applies();
         if !ehlo.advertises("STARTTLS") {
             if requires_tls {
                 return Err(Failure::Starttls(StarttlsFailure::NotOffered));
@@ -356,8 +380,7 @@ impl<'a> Attempt<'a> {
         }
     }
 
-    /// The TLS handshake and the certificate checks the connector asks for, after those of an
-    /// `enforce` policy (see [`Attempt::policy_finding`]).
+    /// The TLS handshake and the certificate checks the connector asks for.
     async fn start_tls(
         &mut self,
         stream: QuickAck,
@@ -377,17 +400,31 @@ impl<'a> Attempt<'a> {
                     None => ExpectedName::Exact(server_name.clone()),
                 };
                 let facts = self.probe.validator.facts(&stream, &expected);
-                let policy_finding = self.policy_finding(&stream, &facts, server_name);
-                let finding = facts
-                    .certificate
-                    .as_ref()
-                    .and_then(|c| c.enforced_finding(self.connector().tls_settings));
+                let outcome = match self.dane_rule.clone() {
+                    // Where DANE applies it replaces the certificate rules of `tls_settings`.
+                    DaneRule::Authenticate(records) => {
+                        self.dane_finding(&stream, &records, server_name)
+                    }
+                    DaneRule::TlsOnly => Ok(()),
+                    DaneRule::Off | DaneRule::Fail(_) => {
+                        let policy_finding = self.policy_finding(&stream, &facts, server_name);
+                        let finding = facts
+                            .certificate
+                            .as_ref()
+                            .and_then(|c| c.enforced_finding(self.connector().tls_settings));
+                        match (policy_finding, finding) {
+                            (Some(failure), _) => {
+                                Err(Failure::MtaSts(MtaStsFailure::Certificate(failure)))
+                            }
+                            (None, Some(failure)) => {
+                                Err(Failure::Tls(TlsFailure::Certificate(failure)))
+                            }
+                            (None, None) => Ok(()),
+                        }
+                    }
+                };
                 self.tls = Some(facts);
-                match (policy_finding, finding) {
-                    (Some(failure), _) => Err(Failure::MtaSts(MtaStsFailure::Certificate(failure))),
-                    (None, Some(failure)) => Err(Failure::Tls(TlsFailure::Certificate(failure))),
-                    (None, None) => Ok(stream),
-                }
+                outcome.map(|()| stream)
             }
         };
         self.add_phase(Phase::Tls, started.elapsed());
@@ -396,6 +433,59 @@ impl<'a> Attempt<'a> {
 }
 
 impl Attempt<'_> {
+    /// Authenticates the chain `stream` presented with the host's TLSA `records` (RFC 7672),
+    /// recording how it fared. DANE-TA names are the host, the connector's `tls_domain`, and for
+    /// an MX connector the recipient domain.
+    fn dane_finding<S>(
+        &mut self,
+        stream: &TlsStream<S>,
+        records: &[Tlsa],
+        host_name: ServerName<'static>,
+    ) -> Result<(), Failure> {
+        let (_, connection) = stream.get_ref();
+        let chain = connection.peer_certificates().unwrap_or_default();
+        let mut names = vec![host_name];
+        if let Some(TlsDomain::Exact(domain)) = &self.connector().tls_domain {
+            names.push(domain.server_name());
+        }
+        if let Route::Mx(domain) = &self.connector().route {
+            names.push(domain.server_name());
+        }
+        let authentication = dane::authenticate(records, chain, &names, UnixTime::now());
+        let rollover_ready = dane::rollover_ready(records, chain);
+        let record = |index: usize| records.get(index).cloned();
+        let (check, outcome) = match authentication {
+            // Checked by the caller: only called with a usable record.
+            Authentication::NoUsableRecords => (None, Ok(())),
+            Authentication::Matched(matched) => {
+                (Some((record(matched.record), None, false)), Ok(()))
+            }
+            Authentication::TaRejected { matched, failure } => {
+                let (failure, broken) = match failure {
+                    TaFailure::Expired => (DaneFailure::TaExpired, false),
+                    TaFailure::NotYetValid => (DaneFailure::TaNotYetValid, false),
+                    TaFailure::NameMismatch => (DaneFailure::TaNameMismatch, false),
+                    TaFailure::Invalid => (DaneFailure::Mismatch, true),
+                };
+                (
+                    Some((record(matched.record), None, broken)),
+                    Err(Failure::Dane(failure)),
+                )
+            }
+            Authentication::Mismatch { needed } => (
+                Some((None, needed, false)),
+                Err(Failure::Dane(DaneFailure::Mismatch)),
+            ),
+        };
+        self.dane_check = check.map(|(matched, needed, broken_chain)| DaneCheck {
+            matched,
+            needed,
+            rollover_ready,
+            broken_chain,
+        });
+        outcome
+    }
+
     /// What an `enforce` policy finds wrong with the certificate (RFC 8461 §4.2: a chain to a
     /// trusted root, valid dates, and the host's own name, whatever the connector's
     /// `tls_settings` ask); `None` where no such policy applies or the certificate passes.

@@ -12,6 +12,7 @@
 
 mod attempt;
 pub mod dane;
+pub mod dane_rule;
 pub mod dns;
 pub mod dnssec;
 mod hello;
@@ -32,19 +33,21 @@ use std::time::SystemTime;
 use futures_util::future::join_all;
 use tokio::time::Instant;
 
-use crate::config::{Config, Connector, DnsSettings, TrustAnchors};
+use crate::config::{Config, Connector, DnsSettings, SmtpDaneMode, TlsSettings, TrustAnchors};
 use crate::outcome::{DnsFailure, Failure, MtaStsFailure, Phase, connector_outcome};
 use attempt::Attempt;
+use dane_rule::DaneRule;
 use dns::Dns;
+use dnssec::DnssecResolver;
 use limits::{Limiter, NoSlot};
 use mta_sts::PolicyDomain;
 use mta_sts::cache::PolicyCache;
 use mta_sts::check::{HostRule, MtaStsReport, StsSetup};
 use mta_sts::fetch::PolicyClient;
-use resolve::ResolvedHost;
+use resolve::{Resolution, ResolvedHost};
 use tls::{ChainValidator, ExpectedName, TlsContext};
 
-pub use report::{Report, TargetReport, Throttled};
+pub use report::{DaneCheck, Report, TargetDane, TargetReport, Throttled};
 
 /// The probes of one configuration, with the resolvers and validators they share.
 #[derive(Debug)]
@@ -66,6 +69,9 @@ struct ConnectorProbe {
     connector: Arc<Connector>,
     /// The resolver of its DNS settings, shared by connectors with the same settings.
     dns: Dns,
+    /// The DNSSEC-aware resolver of its DNS settings where it checks DANE (`smtp_dane_mode` not
+    /// `none`, `tls_settings` not `none`), shared likewise.
+    dnssec: Option<Arc<DnssecResolver>>,
     /// The validator of its trust anchors, shared by connectors with the same CA file.
     validator: Arc<ChainValidator>,
     /// The name its `tls_domain` asks the certificate to carry, if it sets one.
@@ -83,6 +89,9 @@ pub enum EngineError {
     /// A resolver could not be set up (e.g. an unreadable /etc/resolv.conf).
     #[error("cannot set up the DNS resolver: {0}")]
     Dns(#[from] hickory_resolver::net::NetError),
+    /// The DNSSEC-aware resolver of a DANE connector could not be set up.
+    #[error("cannot set up the DNSSEC resolver: {0}")]
+    Dnssec(#[from] dnssec::SetupError),
 }
 
 impl Engine {
@@ -96,6 +105,7 @@ impl Engine {
         policies: Arc<PolicyCache>,
     ) -> Result<Self, EngineError> {
         let mut resolvers: HashMap<DnsSettings, Dns> = HashMap::new();
+        let mut dnssec_resolvers: HashMap<DnsSettings, Arc<DnssecResolver>> = HashMap::new();
         let mut validators: HashMap<Option<TrustAnchors>, Arc<ChainValidator>> = HashMap::new();
         let mut policy_clients: HashMap<Option<TrustAnchors>, PolicyClient> = HashMap::new();
         let mut connectors = HashMap::with_capacity(config.connectors.len());
@@ -106,6 +116,17 @@ impl Engine {
                     let dns = Dns::new(&connector.dns)?;
                     resolvers.insert(connector.dns.clone(), dns.clone());
                     dns
+                }
+            };
+            let checks_dane = connector.smtp_dane_mode != SmtpDaneMode::None
+                && connector.tls_settings != TlsSettings::None;
+            let dnssec = match (checks_dane, dnssec_resolvers.get(&connector.dns)) {
+                (false, _) => None,
+                (true, Some(resolver)) => Some(resolver.clone()),
+                (true, None) => {
+                    let resolver = Arc::new(DnssecResolver::new(&connector.dns)?);
+                    dnssec_resolvers.insert(connector.dns.clone(), resolver.clone());
+                    Some(resolver)
                 }
             };
             let validator = validators
@@ -135,6 +156,7 @@ impl Engine {
                 ConnectorProbe {
                     connector: connector.clone(),
                     dns,
+                    dnssec,
                     validator,
                     tls_domain,
                     mta_sts,
@@ -174,10 +196,20 @@ impl Engine {
         // budget, the probe goes on as a sender without the policy would (the fetch goes on in
         // the background and fills the cache for the next probe).
         let policy_deadline = started + deadline.saturating_duration_since(started) / 2;
-        let (hosts, mut mta_sts) = tokio::join!(
-            resolve::resolve(&probe.connector.route, &probe.dns, deadline),
+        let (resolution, mut mta_sts) = tokio::join!(
+            self.resolve(probe, deadline),
             self.look_up_mta_sts(probe, policy_deadline),
         );
+        let Resolution {
+            mut hosts,
+            mx_status,
+        } = resolution;
+        for resolved in &mut hosts {
+            resolved.dane_applies = resolved
+                .dane
+                .as_ref()
+                .is_some_and(|dane| dane.rule(probe.connector.smtp_dane_mode).applies());
+        }
         let attempts = self
             .fan_out(probe, &hosts, mta_sts.as_mut(), deadline)
             .await;
@@ -208,7 +240,21 @@ impl Engine {
             duration: started.elapsed(),
             targets,
             mta_sts,
+            mx_dnssec: mx_status,
         }))
+    }
+
+    /// The connector's hosts and their addresses, through the DNSSEC-aware resolver where the
+    /// connector checks DANE.
+    async fn resolve(&self, probe: &ConnectorProbe, deadline: Instant) -> Resolution {
+        let route = &probe.connector.route;
+        match &probe.dnssec {
+            None => resolve::resolve(route, &probe.dns, deadline).await,
+            Some(resolver) => {
+                resolve::resolve_secure(route, resolver, &probe.dns, probe.connector.port, deadline)
+                    .await
+            }
+        }
     }
 
     /// The MTA-STS policy and TLS-RPT record of `probe`'s connector, waiting until `deadline`
@@ -251,17 +297,41 @@ impl Engine {
         let per_host = hosts.iter().zip(rules).map(|(resolved, rule)| async move {
             let mut phases = vec![(Phase::Dns, resolved.elapsed)];
             phases.extend(policy_time.map(|elapsed| (Phase::MtaSts, elapsed)));
-            match (&resolved.addresses, rule) {
-                (Err(failure), _) => vec![Ok(TargetReport {
+            let dane_rule = resolved.dane.as_ref().map_or(DaneRule::Off, |dane| {
+                dane.rule(probe.connector.smtp_dane_mode)
+            });
+            let dane = resolved.dane.as_ref().map(|host| TargetDane {
+                host: host.clone(),
+                check: None,
+            });
+            match (&resolved.addresses, rule, dane_rule) {
+                (Err(failure), _, _) => vec![Ok(TargetReport {
                     host: resolved.host.to_string(),
                     address: None,
-                    outcome: Err(Failure::Dns(*failure)),
+                    outcome: Err(*failure),
                     phases,
                     tls: None,
                     last_reply: None,
                     tls_fallback: None,
+                    dane,
                 })],
-                (Ok(addresses), HostRule::Refused) => addresses
+                // DANE's DNS failures hold the mail before any connection.
+                (Ok(addresses), _, DaneRule::Fail(failure)) => addresses
+                    .iter()
+                    .map(|address| {
+                        Ok(TargetReport {
+                            host: resolved.host.to_string(),
+                            address: Some(*address),
+                            outcome: Err(Failure::Dane(failure)),
+                            phases: phases.clone(),
+                            tls: None,
+                            last_reply: None,
+                            tls_fallback: None,
+                            dane: dane.clone(),
+                        })
+                    })
+                    .collect(),
+                (Ok(addresses), HostRule::Refused, _) => addresses
                     .iter()
                     .map(|address| {
                         Ok(TargetReport {
@@ -272,14 +342,16 @@ impl Engine {
                             tls: None,
                             last_reply: None,
                             tls_fallback: None,
+                            dane: dane.clone(),
                         })
                     })
                     .collect(),
-                (Ok(addresses), HostRule::Free | HostRule::Enforced) => {
+                (Ok(addresses), HostRule::Free | HostRule::Enforced, dane_rule) => {
                     let enforced = rule == HostRule::Enforced;
                     let attempts = addresses.iter().map(|address| {
                         Attempt::new(self, probe, resolved, *address, deadline)
                             .under_mta_sts(policy_time, enforced)
+                            .under_dane(dane_rule.clone())
                             .run()
                     });
                     join_all(attempts).await

@@ -7,6 +7,9 @@ use std::time::Duration;
 use crate::config::Connector;
 use crate::outcome::{Outcome, Phase, TlsFailure};
 
+use super::dane::Tlsa;
+use super::dane_rule::HostDane;
+use super::dnssec::DnssecStatus;
 use super::limits::NoSlot;
 use super::mta_sts::check::MtaStsReport;
 use super::tls::TlsFacts;
@@ -24,6 +27,8 @@ pub struct Report {
     pub targets: Vec<TargetReport>,
     /// What MTA-STS and TLS-RPT showed; `None` where they are not looked up.
     pub mta_sts: Option<MtaStsReport>,
+    /// The DNSSEC status of the MX RRset, for an MX connector that checks DANE.
+    pub mx_dnssec: Option<DnssecStatus>,
 }
 
 impl Report {
@@ -69,4 +74,31 @@ pub struct TargetReport {
     /// Under `opportunistic`: the TLS handshake failure after which the exchange was held again
     /// over a new connection without TLS, as a sending server does (`mailflow_tls_fallback`).
     pub tls_fallback: Option<TlsFailure>,
+    /// What DANE showed for the host and the address; `None` where the connector does not
+    /// check DANE.
+    pub dane: Option<TargetDane>,
+}
+
+/// What DANE showed for one address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetDane {
+    /// What DNSSEC and TLSA showed for its host.
+    pub host: HostDane,
+    /// How the chain the address presented fared against the TLSA records; `None` where DANE
+    /// authentication does not apply or no chain was presented.
+    pub check: Option<DaneCheck>,
+}
+
+/// How a presented chain fared against a host's usable TLSA records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DaneCheck {
+    /// The record that matched (also a DANE-TA match whose name or dates then failed).
+    pub matched: Option<Tlsa>,
+    /// The `3 1 1` record the served leaf would need, when none matched.
+    pub needed: Option<Tlsa>,
+    /// Whether the next renewal would keep DANE working (`mailflow_dane_rollover_ready`).
+    pub rollover_ready: bool,
+    /// A DANE-TA record matched but the chain does not lead from the leaf to it (counted as
+    /// `tlsa_mismatch`).
+    pub broken_chain: bool,
 }

@@ -130,7 +130,8 @@ fn engine(
     );
     let config = parse(&yaml, Path::new("test.yml")).expect("config");
     let tls = Arc::new(TlsContext::new().expect("tls"));
-    Engine::new(&config, tls, limiter, Arc::default()).expect("engine")
+    let policies = Arc::new(super::mta_sts::cache::PolicyCache::new(Default::default()));
+    Engine::new(&config, tls, limiter, policies).expect("engine")
 }
 
 /// Probes one connector to `server` with `tls_settings` and `extra` configuration lines.

@@ -17,6 +17,7 @@ mod common;
 mod system;
 
 mod agreement;
+mod dane;
 mod dnssec;
 mod fixtures;
 mod monitoring;

@@ -20,7 +20,7 @@ use crate::system::certs::certs;
 use crate::system::mta_sts_resolver::Resolver;
 use crate::system::mta_sts_world::{self as sts, world};
 use crate::system::postfix::postfix;
-use crate::system::postfix_sender::{Delivery, Route, Sender, SenderMode};
+use crate::system::postfix_sender::{Options, Route, Sender, SenderMode};
 
 /// One `enforce` case: a recipient domain in the world, the receiving listener, the exporter's
 /// outcome (code, phase, reason), and a known disagreement, if any.
@@ -104,14 +104,18 @@ fn postfix_with_an_mta_sts_resolver_delivers_where_the_exporter_says_ok() {
         .iter()
         .map(|case| Route::new(&format!("{}.agree.test", case.name), &next_hop(case)))
         .collect();
-    let ca_file = certs().ca_file.display().to_string();
-    let policy_map = resolver.policy_map();
-    let mode = SenderMode::MtaSts {
-        ca_file: &ca_file,
-        nameserver: dns,
-        policy_map: &policy_map,
+    let options = Options {
+        nameserver: Some(dns),
+        main_cf: format!(
+            "smtp_tls_policy_maps = {}\nsmtp_tls_CAfile = {}\n\
+             # The MX hosts are 127.0.0.1, which must not be this Postfix's own address (it\n\
+             # would see a loop): it owns ::1 only, and still sends over IPv4.\n\
+             inet_protocols = all\ninet_interfaces = [::1]\n",
+            resolver.policy_map(),
+            certs().ca_file.display()
+        ),
     };
-    let sender = Sender::start_with(&routes, mode);
+    let sender = Sender::start_with_options(&routes, SenderMode::Hold, &options);
     let recipients: Vec<String> = CASES
         .iter()
         .map(|case| format!("user@{}.agree.test", case.name))
@@ -139,20 +143,14 @@ fn postfix_with_an_mta_sts_resolver_delivers_where_the_exporter_says_ok() {
     );
     let exporter = Exporter::start(&yaml);
     let metrics = exporter.probe_path("/probe");
-    let waited: Vec<&str> = recipients.iter().map(String::as_str).collect();
-    let outcomes = sender.wait_outcomes(&waited, Duration::from_secs(60));
+    let deliveries = sender.wait_deliveries(&recipients, Duration::from_secs(60));
 
     let mut table = format!(
         "{:<12} {:<46} {:<9} {}\n",
         "case", "exporter (code phase reason)", "postfix", "resolver's policy for Postfix"
     );
     let mut problems = Vec::new();
-    for (case, recipient) in CASES.iter().zip(&recipients) {
-        let (status, why) = match &outcomes[recipient] {
-            Delivery::Sent => ("sent", String::new()),
-            Delivery::Bounced(why) => ("bounced", why.clone()),
-            Delivery::Deferred(why) => ("deferred", why.clone()),
-        };
+    for (case, delivery) in CASES.iter().zip(&deliveries) {
         let policy = resolver.query(&next_hop(case));
         let code = metrics.code(case.name);
         let outcome = metrics.failure(case.name).map_or(code.clone(), |f| {
@@ -160,21 +158,20 @@ fn postfix_with_an_mta_sts_resolver_delivers_where_the_exporter_says_ok() {
         });
         table.push_str(&format!(
             "{:<12} {:<46} {:<9} {policy}\n",
-            case.name, outcome, status
+            case.name, outcome, delivery.status
         ));
-        if !why.is_empty() {
-            table.push_str(&format!("{:<12}   postfix: {why}\n", ""));
-        }
+        table.push_str(&format!("{:<12}   postfix: {}\n", "", delivery.line.trim()));
         if let Some(note) = case.disagreement {
             table.push_str(&format!("{:<12}   KNOWN DISAGREEMENT: {note}\n", ""));
         }
         let exporter_ok = code == "ok";
-        let postfix_sent = status == "sent";
+        let postfix_sent = delivery.status == "sent";
         let agree = exporter_ok == postfix_sent;
         if agree == case.disagreement.is_some() {
             problems.push(format!(
-                "{}: exporter {outcome}, postfix {status} ({})",
+                "{}: exporter {outcome}, postfix {} ({})",
                 case.name,
+                delivery.status,
                 if agree {
                     "a known disagreement is gone"
                 } else {

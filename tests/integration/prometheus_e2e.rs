@@ -20,6 +20,7 @@ use crate::common::http;
 use crate::common::net::{FullBacklog, closed_port};
 use crate::common::poll;
 use crate::common::smtp::{Dialogue, Server};
+use crate::dane::dane_connector;
 use crate::system::dnsmasq::{self, dns};
 use crate::system::mta_sts_world as sts;
 use crate::system::postfix::postfix_connector;
@@ -478,6 +479,10 @@ fn real_prometheus_discovers_scrapes_and_alerts() {
                 ("tls_settings", "none"),
             ],
         ),
+        // DANE in a signed world: a matching record that is not ready for a rollover, and a
+        // stale one.
+        dane_connector("e2e_dane", "ok", "valid"),
+        dane_connector("e2e_dane_stale", "stale", "valid"),
         // A destination of the MTA-STS world whose enforce policy does not list its MX host.
         connector(
             "e2e_mta_sts",
@@ -560,6 +565,8 @@ fn real_prometheus_discovers_scrapes_and_alerts() {
         ),
         ("MailflowTlsFallback", "e2e_fallback"),
         ("MailflowProbeScrapeFailed", RETIRED),
+        ("MailflowDaneRolloverNotReady", "e2e_dane"),
+        ("MailflowDaneTlsaMismatch", "e2e_dane_stale"),
     ]
     .into_iter()
     .map(|(alert, c)| (alert, "connector", c.to_string()))

@@ -46,12 +46,15 @@ pub const FETCH_TIME_LIMIT: Duration = Duration::from_secs(10);
 pub struct PolicyDomain(String);
 
 impl PolicyDomain {
-    /// `name` as a policy domain; `None` for an IP literal or a malformed name.
+    /// `name` as a policy domain; `None` for an IP literal, localhost or a malformed name.
     pub fn new(name: &str) -> Option<PolicyDomain> {
         let name = name.strip_suffix('.').unwrap_or(name);
         let valid = !name.is_empty()
             && name.len() <= 240
             && name.parse::<IpAddr>().is_err()
+            // localhost (RFC 6761) is the machine itself: no DNS server is asked about it.
+            && !name.eq_ignore_ascii_case("localhost")
+            && !name.to_ascii_lowercase().ends_with(".localhost")
             && name.split('.').all(policy::is_ldh_label);
         valid.then(|| PolicyDomain(name.to_ascii_lowercase()))
     }
@@ -211,6 +214,9 @@ mod tests {
             "-a.example",
             "a_b.example",
             "a b",
+            "localhost",
+            "LocalHost.",
+            "mail.localhost",
         ] {
             assert_eq!(PolicyDomain::new(bad), None, "{bad:?}");
         }

@@ -14,8 +14,6 @@
 //!   trust anchor, per-route TLS policies, real bounces for refusals, and retries within seconds
 //!   (`queue_run_delay`, `minimal_backoff_time`, `maximal_backoff_time`). [`Sender::wait_outcomes`]
 //!   reads each message's fate from the log (`status=sent`, `bounced`, `deferred`).
-//! - `MtaSts`: as `Deliver`, with its TLS policies from an MTA-STS resolver and its names from
-//!   the MTA-STS world's DNS server (later settings in `main.cf` override earlier ones).
 //!
 //! Name lookups stay on the machine: the `smtp` client runs chrooted in the queue directory,
 //! whose `etc/resolv.conf` names only a dnsmasq started here on a loopback address
@@ -87,17 +85,24 @@ pub enum SenderMode<'a> {
         /// The trust anchors (PEM) for the `verify` and `secure` policies.
         ca_file: &'a str,
     },
-    /// Like `Deliver`, but as a sender that honours MTA-STS: the TLS policy of each next hop
-    /// comes from an MTA-STS resolver (a socketmap), and names (MX records included) resolve
-    /// through the given DNS server instead of a dnsmasq of the sender's own.
-    MtaSts {
-        /// The trust anchors (PEM) for the `secure` policies the resolver hands out.
-        ca_file: &'a str,
-        /// The DNS server (port 53) of the destinations.
-        nameserver: Ipv4Addr,
-        /// The `smtp_tls_policy_maps` value, e.g. `socketmap:inet:127.0.0.1:8461:postfix`.
-        policy_map: &'a str,
-    },
+}
+
+/// How a sender differs from the usual one, beyond its [`SenderMode`].
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Resolve names through this DNS server (port 53) instead of a dnsmasq of its own.
+    pub nameserver: Option<Ipv4Addr>,
+    /// Extra `main.cf` lines, after the usual ones (a later setting overrides an earlier one).
+    pub main_cf: String,
+}
+
+/// How Postfix's log says one recipient's delivery ended (its last status line).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Logged {
+    /// `sent`, `deferred` or `bounced`.
+    pub status: String,
+    /// The rest of the log line: the relay, the delays and the reason.
+    pub line: String,
 }
 
 /// What became of one message, from the sender's log.
@@ -128,6 +133,12 @@ impl Sender {
     /// Starts dnsmasq and Postfix with `routes` in `mode`; panics (after cleaning up) when
     /// either does not come up.
     pub fn start_with(routes: &[Route], mode: SenderMode<'_>) -> Sender {
+        Sender::start_with_options(routes, mode, &Options::default())
+    }
+
+    /// Starts Postfix with `routes` in `mode`, changed by `options` (and dnsmasq, unless
+    /// `options` names a DNS server); panics (after cleaning up) when it does not come up.
+    pub fn start_with_options(routes: &[Route], mode: SenderMode<'_>, options: &Options) -> Sender {
         let dir = tempfile::Builder::new()
             .prefix("mailflow-postfix-sender-")
             .tempdir()
@@ -151,9 +162,9 @@ impl Sender {
             .arg(base.join("data")))
         .expect("chown the data directory");
 
-        match mode {
-            SenderMode::MtaSts { nameserver, .. } => sender.dns_addr = nameserver,
-            SenderMode::Hold | SenderMode::Deliver { .. } => sender.start_dns(),
+        match options.nameserver {
+            Some(nameserver) => sender.dns_addr = nameserver,
+            None => sender.start_dns(),
         }
         let conf = sender.conf();
         std::fs::write(
@@ -166,7 +177,11 @@ impl Sender {
         .expect("write the chroot's resolv.conf");
         std::fs::write(base.join("queue/etc/hosts"), "127.0.0.1 localhost\n")
             .expect("write the chroot's hosts");
-        std::fs::write(conf.join("main.cf"), main_cf(&base, mode)).expect("write main.cf");
+        std::fs::write(
+            conf.join("main.cf"),
+            format!("{}{}", main_cf(&base, mode), options.main_cf),
+        )
+        .expect("write main.cf");
         // No smtpd at all; `smtp` (the only service that looks names up) runs chrooted in the
         // queue directory, so that it reads the queue directory's etc/resolv.conf.
         let master_cf = super::postfix_services::internal_services(true);
@@ -275,6 +290,47 @@ impl Sender {
                     .map(|m| m.to_string())
                     .collect::<Vec<_>>()
                     .join("\n"),
+                self.log()
+            )
+        })
+    }
+
+    /// How the delivery to `recipient` ended, from the last `to=<RECIPIENT>` line of the log
+    /// that has a status; `None` before one was tried.
+    pub fn logged(&self, recipient: &str) -> Option<Logged> {
+        let to = format!("to=<{recipient}>");
+        self.log()
+            .lines()
+            .rev()
+            .filter(|line| line.contains(&to))
+            .filter_map(|line| {
+                let (_, rest) = line.split_once(" status=")?;
+                let status = rest.split_whitespace().next()?;
+                Some(Logged {
+                    status: status.to_owned(),
+                    line: line
+                        .split_once(&to)
+                        .map_or(line, |(_, l)| l)
+                        .trim_start_matches([',', ' '])
+                        .to_owned(),
+                })
+            })
+            .next()
+    }
+
+    /// Waits (polling, at most `limit`) until each of `recipients` has a delivery status;
+    /// returns them in order.
+    pub fn wait_deliveries(&self, recipients: &[String], limit: Duration) -> Vec<Logged> {
+        let done = crate::common::poll(limit, || {
+            recipients
+                .iter()
+                .map(|r| self.logged(r))
+                .collect::<Option<Vec<Logged>>>()
+                .ok_or(())
+        });
+        done.unwrap_or_else(|()| {
+            panic!(
+                "after {limit:?}, not every recipient of {recipients:?} has a status:\n{}",
                 self.log()
             )
         })
@@ -518,7 +574,7 @@ maximal_backoff_time = 2h
 queue_run_delay = 1h
 "
         .to_owned(),
-        SenderMode::Deliver { ca_file } | SenderMode::MtaSts { ca_file, .. } => format!(
+        SenderMode::Deliver { ca_file } => format!(
             "soft_bounce = no
 smtp_tls_security_level = may
 smtp_tls_protocols = >=TLSv1.2
@@ -528,14 +584,6 @@ minimal_backoff_time = 1s
 maximal_backoff_time = 2s
 queue_run_delay = 1s
 "
-        ),
-    };
-    let overrides = match mode {
-        SenderMode::Hold | SenderMode::Deliver { .. } => String::new(),
-        // The MX hosts of the MTA-STS world are 127.0.0.1, which must not be this Postfix's own
-        // address (it would see a mail loop): it owns ::1 only, and still sends over IPv4.
-        SenderMode::MtaSts { policy_map, .. } => format!(
-            "smtp_tls_policy_maps = {policy_map}\ninet_protocols = all\ninet_interfaces = [::1]\n"
         ),
     };
     format!(
@@ -561,7 +609,7 @@ smtp_tls_policy_maps = texthash:{b}/conf/tls_policy
 smtp_tls_loglevel = 1
 maillog_file_prefixes = {b}
 maillog_file = {b}/maillog
-{overrides}",
+",
         base_cf = super::postfix_services::base_main_cf(
             base,
             "sender.mf.test",
