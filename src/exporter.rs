@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::config::{self, Config, ConfigError};
 use crate::inflight::InFlight;
-use crate::metrics::OwnMetrics;
+use crate::metrics::{Format, OwnMetrics, ProbeActivity};
 use crate::postfix::{QueueCache, QueueSummary};
 use crate::probe::limits::{ConnectionCaps, Limiter};
 use crate::probe::tls::TlsContext;
@@ -218,6 +218,23 @@ impl Exporter {
         &self.metrics
     }
 
+    /// The exposition of `/metrics` in `format`: the exporter's own metrics, with what its
+    /// probes are doing now, and the Postfix queue (a reading younger than `queue_max_age`) when
+    /// one is configured.
+    pub async fn own_metrics(&self, format: Format, queue_max_age: Duration) -> String {
+        let slots = self.limiter.slot_counts();
+        self.metrics.observe_probes(ProbeActivity {
+            in_flight: self.in_flight.running(),
+            slot_waits: slots.waits,
+            slot_timeouts: slots.timeouts,
+        });
+        let queue = self.postfix_queue(queue_max_age).await;
+        let loaded = self.loaded();
+        let connectors = connector_names(&loaded.config);
+        self.metrics
+            .encode(format, queue.as_deref().map(|summary| (summary, connectors)))
+    }
+
     /// Probes `connector` by `deadline`, joining a probe of it already in flight when that one
     /// ends in time. `None` for an unknown connector (and then nothing is sent anywhere).
     pub async fn probe(
@@ -300,7 +317,7 @@ impl Exporter {
 }
 
 /// The names of `config`'s connectors, in order.
-fn connector_names(config: &Config) -> impl Iterator<Item = &str> {
+fn connector_names(config: &Config) -> impl Iterator<Item = &str> + Clone {
     config.connectors.iter().map(|c| c.name.as_str())
 }
 

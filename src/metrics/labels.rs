@@ -4,6 +4,9 @@
 //! does not compile. Values from a bounded set come typed (a [`Code`], a [`Phase`]), never as
 //! text built at the call site.
 
+use hyper::StatusCode;
+
+use super::own::HttpHandler;
 use crate::outcome::{Code, Phase};
 use crate::postfix::QueueReadFailure;
 
@@ -35,6 +38,18 @@ impl LabelValue for Code {
 }
 
 impl LabelValue for Phase {
+    fn label_value(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl LabelValue for HttpHandler {
+    fn label_value(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl LabelValue for StatusCode {
     fn label_value(&self) -> &str {
         self.as_str()
     }
@@ -193,6 +208,14 @@ label_sets! {
         version: &'a str,
         /// The source revision it was built from.
         revision: &'a str,
+    }
+
+    /// An HTTP request by the handler that answered it and its status.
+    HttpRequestLabels {
+        /// The handler (a bounded set).
+        handler: HttpHandler,
+        /// The status code, three digits.
+        code: StatusCode,
     }
 
     /// Why reading the Postfix queue failed.

@@ -1,9 +1,15 @@
-//! The exporter's own metrics, served on `/metrics`: its build, its configuration loads and its
-//! readings of the Postfix queue. They are kept in prometheus-client's atomic gauges and
-//! counters, updated as things happen, and written by the one exposition writer.
+//! The exporter's own metrics, served on `/metrics`: the standard `process_*` family, its build,
+//! its configuration loads, its readings of the Postfix queue, the work of its probes (in flight,
+//! waiting for a connection slot) and of its HTTP server (requests by handler and status,
+//! connections). They are kept in prometheus-client's atomic gauges and counters, updated as
+//! things happen, and written by the one exposition writer.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
+
+use hyper::StatusCode;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -11,9 +17,33 @@ use prometheus_client::metrics::gauge::Gauge;
 use crate::postfix::{QueueReadFailure, QueueSummary, UNMATCHED};
 use crate::state::unix_seconds;
 
-use super::labels::{BuildLabels, NoLabels, QueueReadLabels};
+use super::labels::{BuildLabels, HttpRequestLabels, NoLabels, QueueReadLabels};
 use super::postfix::write_queue;
+use super::process::ProcessSample;
 use super::text::{Exposition, Family, Format, flag};
+
+const PROCESS_CPU: Family<NoLabels> = Family::counter(
+    "process_cpu_seconds",
+    "Total user and system CPU time spent in seconds.",
+);
+const PROCESS_RESIDENT: Family<NoLabels> = Family::gauge(
+    "process_resident_memory_bytes",
+    "Resident memory size in bytes.",
+);
+const PROCESS_VIRTUAL: Family<NoLabels> = Family::gauge(
+    "process_virtual_memory_bytes",
+    "Virtual memory size in bytes.",
+);
+const PROCESS_OPEN_FDS: Family<NoLabels> =
+    Family::gauge("process_open_fds", "Number of open file descriptors.");
+const PROCESS_MAX_FDS: Family<NoLabels> = Family::gauge(
+    "process_max_fds",
+    "Maximum number of open file descriptors.",
+);
+const PROCESS_START: Family<NoLabels> = Family::gauge(
+    "process_start_time_seconds",
+    "Start time of the process since unix epoch in seconds.",
+);
 
 const BUILD_INFO: Family<BuildLabels<'static>> = Family::gauge(
     "mailflow_exporter_build_info",
@@ -36,8 +66,122 @@ const QUEUE_READ_FAILURES: Family<QueueReadLabels> = Family::counter(
     "Readings of the Postfix queue that failed, by reason.",
 );
 
+const PROBES_IN_FLIGHT: Family<NoLabels> = Family::gauge(
+    "mailflow_exporter_probes_in_flight",
+    "Probes running now (concurrent scrapes of one connector share one).",
+);
+const PROBE_SLOT_WAITS: Family<NoLabels> = Family::counter(
+    "mailflow_exporter_probe_slot_waits",
+    "Connections of probes that had to wait for a slot under --probe.max-connections or \
+     --probe.max-connections-per-address.",
+);
+const PROBE_SLOT_TIMEOUTS: Family<NoLabels> = Family::counter(
+    "mailflow_exporter_probe_slot_timeouts",
+    "Connections of probes that got no slot before the probe's deadline: the exporter's own \
+     caps held them back.",
+);
+const HTTP_REQUESTS: Family<HttpRequestLabels> = Family::counter(
+    "mailflow_exporter_http_requests",
+    "HTTP requests answered, by handler and status code.",
+);
+const HTTP_REQUESTS_IN_FLIGHT: Family<NoLabels> = Family::gauge(
+    "mailflow_exporter_http_requests_in_flight",
+    "HTTP requests being answered now.",
+);
+const HTTP_CONNECTIONS: Family<NoLabels> = Family::gauge(
+    "mailflow_exporter_http_connections",
+    "HTTP connections open now.",
+);
+const HTTP_CONNECTIONS_MAX: Family<NoLabels> = Family::gauge(
+    "mailflow_exporter_http_connections_max",
+    "The most HTTP connections served at once (--web.max-connections, lowered to fit the \
+     open-files limit beside the probes' connections).",
+);
+const HTTP_CONNECTIONS_REJECTED: Family<NoLabels> = Family::counter(
+    "mailflow_exporter_http_connections_rejected",
+    "HTTP connections turned away (503) because the connection cap was reached.",
+);
+
 /// A gauge holding an `f64`.
 type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The handlers HTTP requests are counted by: a bounded set, whatever path a client asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum HttpHandler {
+    /// `/probe`.
+    Probe,
+    /// `/metrics`.
+    Metrics,
+    /// `/sd`.
+    ServiceDiscovery,
+    /// `/-/healthy`.
+    Healthy,
+    /// `/-/ready`.
+    Ready,
+    /// `/-/reload`.
+    Reload,
+    /// `/`, the status page.
+    Status,
+    /// Any other path.
+    Other,
+}
+
+impl HttpHandler {
+    /// The handler that serves `path`.
+    pub fn of(path: &str) -> Self {
+        match path {
+            "/probe" => HttpHandler::Probe,
+            "/metrics" => HttpHandler::Metrics,
+            "/sd" => HttpHandler::ServiceDiscovery,
+            "/-/healthy" => HttpHandler::Healthy,
+            "/-/ready" => HttpHandler::Ready,
+            "/-/reload" => HttpHandler::Reload,
+            "/" => HttpHandler::Status,
+            _ => HttpHandler::Other,
+        }
+    }
+
+    /// The `handler` label: the path, or `other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpHandler::Probe => "/probe",
+            HttpHandler::Metrics => "/metrics",
+            HttpHandler::ServiceDiscovery => "/sd",
+            HttpHandler::Healthy => "/-/healthy",
+            HttpHandler::Ready => "/-/ready",
+            HttpHandler::Reload => "/-/reload",
+            HttpHandler::Status => "/",
+            HttpHandler::Other => "other",
+        }
+    }
+}
+
+/// What the probes are doing, read from them at each scrape of `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeActivity {
+    /// Probes running now.
+    pub in_flight: usize,
+    /// Connections that waited for a slot, since start.
+    pub slot_waits: u64,
+    /// Connections that got no slot before their deadline, since start.
+    pub slot_timeouts: u64,
+}
+
+/// The HTTP server's counts.
+#[derive(Debug, Default)]
+struct HttpMetrics {
+    /// Requests answered, by handler and status. Both are bounded: the handlers by
+    /// [`HttpHandler`], the statuses by what the server answers.
+    requests: Mutex<BTreeMap<(HttpHandler, StatusCode), u64>>,
+    /// Requests being answered now.
+    requests_in_flight: Gauge,
+    /// Connections open now.
+    connections: Gauge,
+    /// The connection cap in force.
+    connections_max: Gauge,
+    /// Connections turned away at the cap.
+    connections_rejected: Counter,
+}
 
 /// The exporter's own metrics (`/metrics`).
 #[derive(Debug, Default)]
@@ -50,6 +194,10 @@ pub struct OwnMetrics {
     queue_read_success: FloatGauge,
     /// Failed readings of the Postfix queue, indexed like [`QueueReadFailure::ALL`].
     queue_read_failures: [Counter; QueueReadFailure::ALL.len()],
+    /// What the probes were doing at the last look.
+    probes: Mutex<ProbeActivity>,
+    /// The HTTP server's counts.
+    http: HttpMetrics,
 }
 
 impl OwnMetrics {
@@ -72,6 +220,43 @@ impl OwnMetrics {
         }
     }
 
+    /// Takes in what the probes are doing now (read from them before each exposition).
+    pub fn observe_probes(&self, activity: ProbeActivity) {
+        *self.probes.lock().unwrap_or_else(PoisonError::into_inner) = activity;
+    }
+
+    /// Counts a request answered by `handler` with `status`.
+    pub fn http_request(&self, handler: HttpHandler, status: StatusCode) {
+        let mut requests = self
+            .http
+            .requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *requests.entry((handler, status)).or_default() += 1;
+    }
+
+    /// Counts a request that starts being answered; the guard counts it finished when dropped.
+    pub fn http_request_started(&self) -> InFlightGuard<'_> {
+        InFlightGuard::new(&self.http.requests_in_flight)
+    }
+
+    /// Counts a connection opened; the guard counts it closed when dropped.
+    pub fn http_connection_opened(&self) -> InFlightGuard<'_> {
+        InFlightGuard::new(&self.http.connections)
+    }
+
+    /// Records the connection cap in force.
+    pub fn http_connections_max(&self, cap: usize) {
+        self.http
+            .connections_max
+            .set(i64::try_from(cap).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a connection turned away at the cap.
+    pub fn http_connection_rejected(&self) {
+        self.http.connections_rejected.inc();
+    }
+
     /// The exposition in `format`, with the Postfix queue of `connectors` (plus the unmatched
     /// messages) when a reading is given.
     pub fn encode<'a>(
@@ -79,7 +264,11 @@ impl OwnMetrics {
         format: Format,
         queue: Option<(&QueueSummary, impl Iterator<Item = &'a str> + Clone)>,
     ) -> String {
-        let mut exposition = Exposition::new(format, 1024);
+        let mut exposition = Exposition::new(format, 4096);
+        match ProcessSample::read() {
+            Ok(process) => write_process(&mut exposition, &process),
+            Err(error) => tracing::debug!(error = %error, "no process metrics"),
+        }
         let build = BuildLabels {
             version: env!("CARGO_PKG_VERSION"),
             revision: env!("MAILFLOW_REVISION"),
@@ -107,10 +296,84 @@ impl OwnMetrics {
                 samples.sample(QueueReadLabels { reason }, count as f64);
             }
         }
+        self.write_activity(&mut exposition);
         if let Some((summary, connectors)) = queue {
             write_queue(&mut exposition, summary, connectors.chain([UNMATCHED]));
         }
         exposition.finish()
+    }
+
+    /// The probes' and the HTTP server's work.
+    fn write_activity(&self, exposition: &mut Exposition) {
+        let probes = *self.probes.lock().unwrap_or_else(PoisonError::into_inner);
+        exposition
+            .family(&PROBES_IN_FLIGHT)
+            .sample(NoLabels, probes.in_flight as f64);
+        exposition
+            .family(&PROBE_SLOT_WAITS)
+            .sample(NoLabels, probes.slot_waits as f64);
+        exposition
+            .family(&PROBE_SLOT_TIMEOUTS)
+            .sample(NoLabels, probes.slot_timeouts as f64);
+        let http = &self.http;
+        let requests = http
+            .requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        // The family appears with the first request (always there by a scrape of /metrics).
+        if !requests.is_empty() {
+            let mut samples = exposition.family(&HTTP_REQUESTS);
+            for ((handler, code), count) in requests {
+                samples.sample(HttpRequestLabels { handler, code }, count as f64);
+            }
+        }
+        exposition
+            .family(&HTTP_REQUESTS_IN_FLIGHT)
+            .sample(NoLabels, http.requests_in_flight.get() as f64);
+        exposition
+            .family(&HTTP_CONNECTIONS)
+            .sample(NoLabels, http.connections.get() as f64);
+        exposition
+            .family(&HTTP_CONNECTIONS_MAX)
+            .sample(NoLabels, http.connections_max.get() as f64);
+        exposition
+            .family(&HTTP_CONNECTIONS_REJECTED)
+            .sample(NoLabels, http.connections_rejected.get() as f64);
+    }
+}
+
+/// The `process_*` family.
+fn write_process(exposition: &mut Exposition, process: &ProcessSample) {
+    for (family, value) in [
+        (&PROCESS_CPU, process.cpu_seconds),
+        (&PROCESS_RESIDENT, process.resident_memory_bytes),
+        (&PROCESS_VIRTUAL, process.virtual_memory_bytes),
+        (&PROCESS_OPEN_FDS, process.open_fds),
+        (&PROCESS_MAX_FDS, process.max_fds),
+        (&PROCESS_START, process.start_time_seconds),
+    ] {
+        exposition.family(family).sample(NoLabels, value);
+    }
+}
+
+/// Counts one thing in progress on a gauge, for as long as it lives.
+#[derive(Debug)]
+pub struct InFlightGuard<'a> {
+    /// The gauge counting things in progress.
+    gauge: &'a Gauge,
+}
+
+impl<'a> InFlightGuard<'a> {
+    fn new(gauge: &'a Gauge) -> Self {
+        gauge.inc();
+        InFlightGuard { gauge }
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.gauge.dec();
     }
 }
 

@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::time::{Instant, timeout_at};
 
 /// How many connections probes may hold open.
@@ -35,6 +36,19 @@ pub struct Limiter {
     total: Arc<Semaphore>,
     /// Connections to each address that has a connection or a waiter now (idle ones are dropped).
     per_address: Mutex<HashMap<SocketAddr, Arc<Semaphore>>>,
+    /// Connections that had to wait for a slot, since start.
+    waits: AtomicU64,
+    /// Connections that got no slot before their deadline, since start.
+    timeouts: AtomicU64,
+}
+
+/// How often connections waited for a slot, and how often none came.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlotCounts {
+    /// Connections that had to wait for a slot.
+    pub waits: u64,
+    /// Connections that got no slot before their deadline.
+    pub timeouts: u64,
 }
 
 /// Leave to hold one connection open; released on drop.
@@ -61,6 +75,16 @@ impl Limiter {
             caps,
             total: Arc::new(Semaphore::new(caps.total)),
             per_address: Mutex::new(HashMap::new()),
+            waits: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+        }
+    }
+
+    /// How often connections waited for a slot, and how often none came, since start.
+    pub fn slot_counts(&self) -> SlotCounts {
+        SlotCounts {
+            waits: self.waits.load(Ordering::Relaxed),
+            timeouts: self.timeouts.load(Ordering::Relaxed),
         }
     }
 
@@ -70,30 +94,55 @@ impl Limiter {
     }
 
     /// Waits for leave to connect to `address`, until `deadline`; `None` when it did not come.
+    /// Both outcomes of waiting are counted ([`Limiter::slot_counts`]).
     pub async fn acquire(&self, address: SocketAddr, deadline: Instant) -> Option<Permit<'_>> {
         let semaphore = self
             .lock()
             .entry(address)
             .or_insert_with(|| Arc::new(Semaphore::new(self.caps.per_address)))
             .clone();
-        let acquired = timeout_at(deadline, semaphore.acquire_owned()).await;
-        let Ok(Ok(address_permit)) = acquired else {
+        let mut waited = false;
+        let Some(address_permit) = self.wait_for(semaphore, deadline, &mut waited).await else {
             self.forget_if_idle(address);
             return None;
         };
-        match timeout_at(deadline, self.total.clone().acquire_owned()).await {
-            Ok(Ok(total_permit)) => Some(Permit {
+        match self.wait_for(self.total.clone(), deadline, &mut waited).await {
+            Some(total_permit) => Some(Permit {
                 limiter: self,
                 address,
                 _address_permit: Some(address_permit),
                 _total_permit: total_permit,
             }),
-            _ => {
+            None => {
                 drop(address_permit);
                 self.forget_if_idle(address);
                 None
             }
         }
+    }
+
+    /// A permit of `semaphore` by `deadline`: at once when one is free, else after waiting
+    /// (counted once per connection in `waited`), or `None` (counted as a timeout).
+    async fn wait_for(
+        &self,
+        semaphore: Arc<Semaphore>,
+        deadline: Instant,
+        waited: &mut bool,
+    ) -> Option<OwnedSemaphorePermit> {
+        match semaphore.clone().try_acquire_owned() {
+            Ok(permit) => return Some(permit),
+            Err(TryAcquireError::Closed) => return None,
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        if !std::mem::replace(waited, true) {
+            self.waits.fetch_add(1, Ordering::Relaxed);
+        }
+        let permit = timeout_at(deadline, semaphore.acquire_owned()).await;
+        let permit = permit.ok().and_then(Result::ok);
+        if permit.is_none() {
+            self.timeouts.fetch_add(1, Ordering::Relaxed);
+        }
+        permit
     }
 
     /// Removes the semaphore of `address` when nobody holds or waits for it.
@@ -147,7 +196,15 @@ mod tests {
         let a = limiter.acquire(address(25), soon).await;
         let b = limiter.acquire(address(25), soon).await;
         assert!(a.is_some() && b.is_some());
+        assert_eq!(limiter.slot_counts(), SlotCounts::default());
         assert!(limiter.acquire(address(25), soon).await.is_none());
+        assert_eq!(
+            limiter.slot_counts(),
+            SlotCounts {
+                waits: 1,
+                timeouts: 1
+            }
+        );
         // Another address is not held up.
         assert!(limiter.acquire(address(26), soon).await.is_some());
         drop(a);
@@ -165,6 +222,33 @@ mod tests {
         let _a = limiter.acquire(address(1), soon).await.expect("first");
         let _b = limiter.acquire(address(2), soon).await.expect("second");
         assert!(limiter.acquire(address(3), soon).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_wait_that_ends_with_a_slot_is_a_wait_not_a_timeout() {
+        let limiter = Arc::new(Limiter::new(ConnectionCaps {
+            total: 1,
+            per_address: 5,
+        }));
+        let later = Instant::now() + Duration::from_secs(20);
+        let held = limiter.acquire(address(1), later).await;
+        assert!(held.is_some());
+        let waiting = tokio::spawn({
+            let limiter = limiter.clone();
+            async move { limiter.acquire(address(2), later).await.is_some() }
+        });
+        while limiter.slot_counts().waits == 0 {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        assert!(waiting.await.expect("task"));
+        assert_eq!(
+            limiter.slot_counts(),
+            SlotCounts {
+                waits: 1,
+                timeouts: 0
+            }
+        );
     }
 
     #[tokio::test]

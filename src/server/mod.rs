@@ -226,14 +226,8 @@ async fn own_metrics(
     exporter: &Arc<Exporter>,
     request: &Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let queue = exporter.postfix_queue(METRICS_QUEUE_MAX_AGE).await;
-    let loaded = exporter.loaded();
-    let connectors = loaded.config.connectors.iter().map(|c| c.name.as_str());
     let format = format_of(request);
-    let body = exporter.metrics().encode(
-        format,
-        queue.as_deref().map(|summary| (summary, connectors)),
-    );
+    let body = exporter.own_metrics(format, METRICS_QUEUE_MAX_AGE).await;
     respond(StatusCode::OK, format.content_type(), body)
 }
 
