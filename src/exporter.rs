@@ -4,8 +4,9 @@
 //! and [`StateSaver`] keeps it on disk, [`QueueCache`] reads the Postfix queue, and
 //! [`OwnMetrics`] counts what happens.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use futures_util::stream::{self, StreamExt};
@@ -99,6 +100,9 @@ pub struct Exporter {
     metrics: OwnMetrics,
     /// Probes running now, shared by the scrapes that come meanwhile.
     in_flight: Arc<InFlight<Engine, Option<Arc<FinishedProbe>>>>,
+    /// The last finished probe of every configured connector probed since start, for the status
+    /// page and the explanation (each one is kept anyway until its scrapes are answered).
+    last_probes: Mutex<HashMap<String, Arc<FinishedProbe>>>,
     /// The last reading of the Postfix queue.
     queue: QueueCache,
 }
@@ -140,6 +144,7 @@ impl Exporter {
             saver,
             metrics,
             in_flight: Arc::default(),
+            last_probes: Mutex::default(),
             queue: QueueCache::default(),
         })
     }
@@ -169,6 +174,10 @@ impl Exporter {
                 *self.web.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(web);
                 self.state.retain(connector_names(&loaded.config));
                 self.state_changed();
+                let names: std::collections::HashSet<&str> =
+                    connector_names(&loaded.config).collect();
+                self.lock_last_probes()
+                    .retain(|name, _| names.contains(name.as_str()));
                 *self.loaded.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(loaded);
                 self.metrics.config_loaded(true, SystemTime::now());
                 tracing::info!(file = %self.config_path.display(), "configuration reloaded");
@@ -213,6 +222,11 @@ impl Exporter {
         self.state.get(connector)
     }
 
+    /// The last finished probe of `connector`, if it was probed since start.
+    pub fn last_probe(&self, connector: &str) -> Option<Arc<FinishedProbe>> {
+        self.lock_last_probes().get(connector).cloned()
+    }
+
     /// The exporter's own metrics.
     pub fn metrics(&self) -> &OwnMetrics {
         &self.metrics
@@ -231,8 +245,10 @@ impl Exporter {
         let queue = self.postfix_queue(queue_max_age).await;
         let loaded = self.loaded();
         let connectors = connector_names(&loaded.config);
-        self.metrics
-            .encode(format, queue.as_deref().map(|summary| (summary, connectors)))
+        self.metrics.encode(
+            format,
+            queue.as_deref().map(|summary| (summary, connectors)),
+        )
     }
 
     /// Probes `connector` by `deadline`, joining a probe of it already in flight when that one
@@ -289,7 +305,8 @@ impl Exporter {
         let report = engine.probe(&connector, deadline).await?;
         let at = SystemTime::now();
         // A connector that a reload removed meanwhile keeps no state: it would come back.
-        let state = if self.loaded().engine.has(&connector) {
+        let configured = self.loaded().engine.has(&connector);
+        let state = if configured {
             let state = self.state.record(&connector, &report.outcome, at);
             self.state_changed();
             state
@@ -299,7 +316,19 @@ impl Exporter {
         if let Err(failure) = &report.outcome {
             tracing::debug!(connector = %connector, code = %failure.code(), phase = %failure.phase(), reason = %failure.reason(), "probe failed");
         }
-        Some(Arc::new(FinishedProbe { report, state, at }))
+        let finished = Arc::new(FinishedProbe { report, state, at });
+        if configured {
+            self.lock_last_probes().insert(connector, finished.clone());
+        }
+        Some(finished)
+    }
+
+    /// The last probes. A panic while holding the lock cannot leave the map half-updated, so a
+    /// poisoned lock is taken over.
+    fn lock_last_probes(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<FinishedProbe>>> {
+        self.last_probes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The probes in flight, for the tests that watch them.

@@ -122,6 +122,8 @@ pub enum HttpHandler {
     Reload,
     /// `/`, the status page.
     Status,
+    /// `/explain`.
+    Explain,
     /// Any other path.
     Other,
 }
@@ -137,6 +139,7 @@ impl HttpHandler {
             "/-/ready" => HttpHandler::Ready,
             "/-/reload" => HttpHandler::Reload,
             "/" => HttpHandler::Status,
+            "/explain" => HttpHandler::Explain,
             _ => HttpHandler::Other,
         }
     }
@@ -151,6 +154,7 @@ impl HttpHandler {
             HttpHandler::Ready => "/-/ready",
             HttpHandler::Reload => "/-/reload",
             HttpHandler::Status => "/",
+            HttpHandler::Explain => "/explain",
             HttpHandler::Other => "other",
         }
     }
@@ -396,8 +400,8 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }
-        assert!(text.starts_with(
-            "# HELP mailflow_exporter_build_info The exporter's version and revision; always 1.\n\
+        assert!(text.contains(
+            "\n# HELP mailflow_exporter_build_info The exporter's version and revision; always 1.\n\
              # TYPE mailflow_exporter_build_info gauge\nmailflow_exporter_build_info{version=\""
         ));
         assert!(!text.contains("mailflow_postfix_queue_read_failures"));
@@ -405,12 +409,13 @@ mod tests {
         metrics.queue_read(Err(QueueReadFailure::Timeout));
         metrics.queue_read(Err(QueueReadFailure::NotFound));
         let text = metrics.encode(Format::OpenMetrics, no_queue);
-        assert!(text.ends_with(
-            "# HELP mailflow_postfix_queue_read_failures Readings of the Postfix queue that failed, by reason.\n\
+        assert!(text.contains(
+            "\n# HELP mailflow_postfix_queue_read_failures Readings of the Postfix queue that failed, by reason.\n\
              # TYPE mailflow_postfix_queue_read_failures counter\n\
              mailflow_postfix_queue_read_failures_total{reason=\"not_found\"} 1\n\
-             mailflow_postfix_queue_read_failures_total{reason=\"timeout\"} 2\n# EOF\n"
+             mailflow_postfix_queue_read_failures_total{reason=\"timeout\"} 2\n#"
         ), "{text}");
+        assert!(text.ends_with("\n# EOF\n"));
         metrics.queue_read(Ok(()));
         let text = metrics.encode(
             Format::Text,
@@ -418,6 +423,49 @@ mod tests {
         );
         assert!(text.contains("\nmailflow_postfix_queue_read_success 1\n"));
         assert!(text.contains("# TYPE mailflow_postfix_queue_read_failures_total counter\n"));
+    }
+
+    #[test]
+    fn writes_the_process_the_probes_and_http_requests() {
+        let metrics = OwnMetrics::default();
+        metrics.observe_probes(ProbeActivity {
+            in_flight: 3,
+            slot_waits: 5,
+            slot_timeouts: 2,
+        });
+        metrics.http_request(HttpHandler::of("/probe"), StatusCode::OK);
+        metrics.http_request(HttpHandler::of("/probe"), StatusCode::OK);
+        metrics.http_request(HttpHandler::of("/x/../etc"), StatusCode::NOT_FOUND);
+        metrics.http_connections_max(128);
+        metrics.http_connection_rejected();
+        let opened = metrics.http_connection_opened();
+        let text = metrics.encode(
+            Format::Text,
+            None::<(&QueueSummary, std::iter::Empty<&str>)>,
+        );
+        for line in [
+            "# TYPE process_cpu_seconds_total counter",
+            "# TYPE process_resident_memory_bytes gauge",
+            "mailflow_exporter_probes_in_flight 3",
+            "mailflow_exporter_probe_slot_waits_total 5",
+            "mailflow_exporter_probe_slot_timeouts_total 2",
+            "mailflow_exporter_http_requests_total{handler=\"/probe\",code=\"200\"} 2",
+            "mailflow_exporter_http_requests_total{handler=\"other\",code=\"404\"} 1",
+            "mailflow_exporter_http_connections 1",
+            "mailflow_exporter_http_connections_max 128",
+            "mailflow_exporter_http_connections_rejected_total 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+        drop(opened);
+        let text = metrics.encode(
+            Format::Text,
+            None::<(&QueueSummary, std::iter::Empty<&str>)>,
+        );
+        assert!(
+            text.lines()
+                .any(|l| l == "mailflow_exporter_http_connections 0")
+        );
     }
 
     #[test]

@@ -47,8 +47,8 @@ impl ProcessSample {
     pub fn read() -> Result<Self, ProcessReadError> {
         let stat = read("/proc/self/stat")?;
         let stat = Stat::parse(&stat).ok_or(ProcessReadError::Malformed("/proc/self/stat"))?;
-        let boot_time = boot_time(&read("/proc/stat")?)
-            .ok_or(ProcessReadError::Malformed("/proc/stat"))?;
+        let boot_time =
+            boot_time(&read("/proc/stat")?).ok_or(ProcessReadError::Malformed("/proc/stat"))?;
         let resident_kib = resident_kib(&read("/proc/self/status")?)
             .ok_or(ProcessReadError::Malformed("/proc/self/status"))?;
         let open_fds = open_fds(Path::new("/proc/self/fd"))?;

@@ -106,7 +106,10 @@ impl Limiter {
             self.forget_if_idle(address);
             return None;
         };
-        match self.wait_for(self.total.clone(), deadline, &mut waited).await {
+        match self
+            .wait_for(self.total.clone(), deadline, &mut waited)
+            .await
+        {
             Some(total_permit) => Some(Permit {
                 limiter: self,
                 address,

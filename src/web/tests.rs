@@ -184,11 +184,15 @@ fn http2_is_offered_over_tls_unless_turned_off() {
     let with_tls = pki.load(TLS_VERIFY).expect("valid");
     assert!(with_tls.http2());
     let off = pki
-        .load(&format!("{TLS_VERIFY}http_server_config:\n  http2: false\n"))
+        .load(&format!(
+            "{TLS_VERIFY}http_server_config:\n  http2: false\n"
+        ))
         .expect("valid");
     assert!(!off.http2());
     // Plain HTTP is HTTP/1.1, as with the exporter-toolkit.
-    let plain = pki.load("http_server_config:\n  http2: true\n").expect("valid");
+    let plain = pki
+        .load("http_server_config:\n  http2: true\n")
+        .expect("valid");
     assert!(!plain.http2());
 }
 
