@@ -3,35 +3,14 @@
 
 use std::collections::HashSet;
 
-use super::raw::{RawConnector, RawDomain, RawEnum, RawList, RawSmartHost};
-use super::values::{
-    Domain, Host, date, domains, host, label, lookup, smart_host_texts, split_list,
+use super::enums::{
+    CONNECTOR_SOURCES, CONNECTOR_TYPES, connector_type, label, mta_sts_mode, smtp_dane_mode,
+    tls_settings,
 };
+use super::raw::{RawConnector, RawDomain, RawList, RawSmartHost};
+use super::values::{Domain, HostVerdict, date, domains, host, smart_host_texts, split_list};
 use super::{Note, NoteKind};
-use crate::config::TlsSettings;
-
-/// `TlsSettings` (Exchange's `Microsoft.Exchange.Data.TlsAuthLevel`: number, name) →
-/// `tls_settings`. `null` (unset) is Exchange's default, opportunistic TLS: STARTTLS when the
-/// receiver offers it, nothing validated. Any other value is noted and left at `opportunistic`.
-pub(super) const TLS_SETTINGS: [(i64, &str, TlsSettings); 3] = [
-    (1, "EncryptionOnly", TlsSettings::EncryptionOnly),
-    (
-        2,
-        "CertificateValidation",
-        TlsSettings::CertificateValidation,
-    ),
-    (4, "DomainValidation", TlsSettings::DomainValidation),
-];
-
-/// `ConnectorType` (`TenantConnectorType`): only described in a comment; no key depends on it.
-const CONNECTOR_TYPES: [(i64, &str, ()); 2] = [(1, "OnPremises", ()), (2, "Partner", ())];
-
-/// `ConnectorSource` (`TenantConnectorSource`): only described in a comment.
-const CONNECTOR_SOURCES: [(i64, &str, ()); 3] = [
-    (0, "Default", ()),
-    (1, "Migrated", ()),
-    (2, "HybridWizard", ()),
-];
+use crate::config::{ConnectorType, MtaStsMode, SmtpDaneMode, TlsSettings};
 
 /// Exchange settings without an equivalent: noted when `true` (their default, `false`, loses
 /// nothing).
@@ -72,40 +51,46 @@ pub(super) struct Mapped {
     /// The administrator's comment.
     pub comment: Option<String>,
     /// What becomes of it.
-    pub outcome: Outcome,
+    pub disposition: Disposition,
     /// Everything that did not map exactly.
     pub notes: Vec<Note>,
 }
 
 /// What becomes of a connector.
 #[derive(Debug)]
-pub(super) enum Outcome {
+pub(super) enum Disposition {
     /// Written as a connector.
-    Active(Entry),
+    Active(ConnectorEntry),
     /// Disabled in Exchange: written commented out.
-    Disabled(Entry),
+    Disabled(ConnectorEntry),
     /// Cannot be probed: only the notes are written.
     Skipped,
 }
 
 /// A connector of the configuration file.
 #[derive(Debug)]
-pub(super) struct Entry {
+pub(super) struct ConnectorEntry {
     /// The configuration name; assigned by [`assign_names`].
     pub name: String,
+    /// Who runs the other end (`type`); `None` leaves the key out.
+    pub connector_type: Option<ConnectorType>,
     /// Fixed smart hosts (names or IP literals), or the MX of the first recipient domain.
-    pub route: Route,
-    /// Recipient domains; with [`Route::Mx`] the first one is looked up.
+    pub route: ImportedRoute,
+    /// Recipient domains; with [`ImportedRoute::Mx`] the first one is looked up.
     pub recipient_domains: Vec<String>,
     /// The TLS requirement.
     pub tls_settings: TlsSettings,
     /// The name the certificate must carry.
     pub tls_domain: Option<String>,
+    /// DANE (`smtp_dane_mode`); `None` leaves the key out.
+    pub smtp_dane_mode: Option<SmtpDaneMode>,
+    /// MTA-STS (`mta_sts_mode`); `None` leaves the key out.
+    pub mta_sts_mode: Option<MtaStsMode>,
 }
 
 /// Where a connector delivers.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Route {
+pub(super) enum ImportedRoute {
     /// Smart hosts, most preferred first.
     SmartHosts(Vec<String>),
     /// The MX of `recipient_domains[0]`.
@@ -135,23 +120,23 @@ pub(super) fn connector(index: usize, raw: RawConnector) -> Mapped {
         .clone()
         .map(|c| c.trim().to_owned())
         .filter(|c| !c.is_empty());
-    let outcome = match entry(raw, &mut notes) {
-        Some((entry, true)) => Outcome::Active(entry),
+    let disposition = match entry(raw, &mut notes) {
+        Some((entry, true)) => Disposition::Active(entry),
         Some((entry, false)) => {
             notes.push(
                 "Enabled",
                 NoteKind::CommentedOut,
                 "the connector is disabled in Exchange: written commented out; uncomment it to probe it",
             );
-            Outcome::Disabled(entry)
+            Disposition::Disabled(entry)
         }
-        None => Outcome::Skipped,
+        None => Disposition::Skipped,
     };
     Mapped {
         exchange_name,
         description,
         comment,
-        outcome,
+        disposition,
         notes: notes.notes,
     }
 }
@@ -160,9 +145,9 @@ pub(super) fn connector(index: usize, raw: RawConnector) -> Mapped {
 pub(super) fn assign_names(connectors: &mut [Mapped]) {
     let mut taken = HashSet::new();
     for (index, connector) in connectors.iter_mut().enumerate() {
-        let entry = match &mut connector.outcome {
-            Outcome::Active(entry) | Outcome::Disabled(entry) => entry,
-            Outcome::Skipped => continue,
+        let entry = match &mut connector.disposition {
+            Disposition::Active(entry) | Disposition::Disabled(entry) => entry,
+            Disposition::Skipped => continue,
         };
         let base = Some(sanitize(&connector.exchange_name))
             .filter(|n| !n.is_empty())
@@ -191,7 +176,7 @@ pub(super) fn assign_names(connectors: &mut [Mapped]) {
 }
 
 /// The connector's entry and whether it is enabled; `None` when it cannot be probed.
-fn entry(raw: RawConnector, notes: &mut Notes) -> Option<(Entry, bool)> {
+fn entry(raw: RawConnector, notes: &mut Notes) -> Option<(ConnectorEntry, bool)> {
     let domains = recipient_domains(raw.recipient_domains, notes);
     let use_mx = raw.use_mx_record.unwrap_or(false);
     let hosts = smart_hosts(raw.smart_hosts, raw.smart_hosts_string, use_mx, notes);
@@ -215,7 +200,7 @@ fn entry(raw: RawConnector, notes: &mut Notes) -> Option<(Entry, bool)> {
                 ),
             );
         }
-        Route::Mx
+        ImportedRoute::Mx
     } else {
         if hosts.is_empty() {
             notes.push(
@@ -225,10 +210,12 @@ fn entry(raw: RawConnector, notes: &mut Notes) -> Option<(Entry, bool)> {
             );
             return None;
         }
-        Route::SmartHosts(hosts)
+        ImportedRoute::SmartHosts(hosts)
     };
     let tls_settings = tls_settings(raw.tls_settings.as_ref(), notes);
     let tls_domain = tls_domain(raw.tls_domain, tls_settings, notes);
+    let smtp_dane_mode = smtp_dane_mode(raw.smtp_dane_mode.as_ref(), &route, notes);
+    let mta_sts_mode = mta_sts_mode(raw.mta_sts_mode.as_ref(), notes);
     let flags = [
         raw.is_transport_rule_scoped,
         raw.route_all_messages_via_on_premises,
@@ -259,12 +246,15 @@ fn entry(raw: RawConnector, notes: &mut Notes) -> Option<(Entry, bool)> {
             ),
         );
     }
-    let entry = Entry {
+    let entry = ConnectorEntry {
         name: String::new(),
+        connector_type: connector_type(raw.connector_type.as_ref(), notes),
         route,
         recipient_domains: domains,
         tls_settings,
         tls_domain,
+        smtp_dane_mode,
+        mta_sts_mode,
     };
     Some((entry, raw.enabled.unwrap_or(true)))
 }
@@ -351,8 +341,8 @@ fn smart_hosts(
     let mut hosts: Vec<String> = Vec::new();
     for text in texts {
         let host = match host(&text) {
-            Host::Valid(host) => host,
-            Host::Range(address) => {
+            HostVerdict::Valid(host) => host,
+            HostVerdict::Range(address) => {
                 notes.push(
                     "SmartHosts",
                     NoteKind::Approximate,
@@ -362,7 +352,7 @@ fn smart_hosts(
                 );
                 address
             }
-            Host::Invalid => {
+            HostVerdict::Invalid => {
                 notes.push(
                     "SmartHosts",
                     NoteKind::Skipped,
@@ -376,28 +366,6 @@ fn smart_hosts(
         }
     }
     hosts
-}
-
-/// `tls_settings` from Exchange's `TlsSettings`, by [`TLS_SETTINGS`].
-fn tls_settings(raw: Option<&RawEnum>, notes: &mut Notes) -> TlsSettings {
-    let Some(raw) = raw else {
-        return TlsSettings::Opportunistic;
-    };
-    if let RawEnum::Name(name) = raw {
-        if name.trim().is_empty() {
-            return TlsSettings::Opportunistic;
-        }
-    }
-    lookup(&TLS_SETTINGS, raw).unwrap_or_else(|| {
-        notes.push(
-            "TlsSettings",
-            NoteKind::NotSupported,
-            format!(
-                "unknown value {raw} (known: 1 EncryptionOnly, 2 CertificateValidation, 4 DomainValidation, null): tls_settings left at opportunistic"
-            ),
-        );
-        TlsSettings::Opportunistic
-    })
 }
 
 /// `tls_domain` from Exchange's `TlsDomain`, which Exchange uses only under `DomainValidation`.
@@ -491,7 +459,7 @@ fn sanitize(name: &str) -> String {
 }
 
 /// The notes of one connector.
-struct Notes {
+pub(super) struct Notes {
     /// The connector's Exchange name.
     connector: String,
     /// The notes so far.
@@ -499,7 +467,13 @@ struct Notes {
 }
 
 impl Notes {
-    fn push(&mut self, setting: &'static str, kind: NoteKind, message: impl Into<String>) {
+    /// Notes `message` about the Exchange property `setting`.
+    pub(super) fn push(
+        &mut self,
+        setting: &'static str,
+        kind: NoteKind,
+        message: impl Into<String>,
+    ) {
         self.notes.push(Note {
             connector: self.connector.clone(),
             setting,

@@ -11,13 +11,17 @@
 //! | `SmartHosts`, else `SmartHostsString` | `smart_hosts`; a CIDR range → its address (note) |
 //! | `UseMXRecord: true` | `use_mx_record: true`; without a named recipient domain: skipped (note) |
 //! | `RecipientDomains` | `recipient_domains`; `*` left out, `*.d` → `d` (notes) |
-//! | `TlsSettings` | `tls_settings` by the one table `map::TLS_SETTINGS`: `null` → `opportunistic`, 1 `EncryptionOnly`, 2 `CertificateValidation`, 4 `DomainValidation` |
+//! | `TlsSettings` | `tls_settings` by the one table `enums::TLS_SETTINGS`: `null` → `opportunistic`, 1 `EncryptionOnly`, 2 `CertificateValidation`, 4 `DomainValidation` |
 //! | `TlsDomain` | `tls_domain` under `DomainValidation` only (Exchange ignores it otherwise); `*.d` kept (note) |
-//! | `ConnectorType`, `ConnectorSource`, `WhenChanged`, `Comment` | comments |
+//! | `ConnectorType` | `type`: 1 `OnPremises` → `on_premises`, 2 `Partner` → `partner`; also in the comment |
+//! | `SmtpDaneMode` | `smtp_dane_mode` by name (`Opportunistic`, `Mandatory`, `None`; numbers are not documented: note); `Mandatory` with an IP smart host → `opportunistic` (note) |
+//! | `MtaStsMode` | `mta_sts_mode` by name (`Opportunistic`, `None`) |
+//! | `ConnectorSource`, `WhenChanged`, `Comment` | comments |
 //! | `IsTransportRuleScoped`, `RouteAllMessagesViaOnPremises`, `CloudServicesMailEnabled`, `AllAcceptedDomains`, `SenderRewritingEnabled`, `TestMode` | no equivalent: a note when `true` |
 //! | `ValidationRecipients` | not set as `rcpt_to` (that needs a `mail_from` of yours): a note |
 //! | `Identity`, `Guid`, `IsValidated`, `LastValidationTimestamp`, `LinkForModifiedConnector`, … | ignored |
 
+mod enums;
 mod map;
 mod raw;
 mod values;
@@ -178,7 +182,12 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::config::{self, Route, TlsSettings};
+    use crate::config::{self, ConnectorType, MtaStsMode, Route, SmtpDaneMode, TlsSettings};
+
+    /// A host name for the assertions.
+    fn name(text: &str) -> config::DomainName {
+        text.parse().expect("a host name")
+    }
 
     /// A fixture of `tests/fixtures/import/`.
     macro_rules! fixture {
@@ -237,6 +246,7 @@ connectors:
   # note: CloudServicesMailEnabled: not supported: keeping internal Exchange headers has no equivalent and no effect on a probe
   # note: Name: renamed: named "Outbound-to-Contoso": names may hold only letters, digits, '.', '_' and '-'
   - name: "Outbound-to-Contoso"
+    type: "on_premises"
     smart_hosts: ["mail.contoso.com", "192.0.2.25"]
     tls_settings: "domain_validation"
     tls_domain: "mail.contoso.com"
@@ -244,6 +254,7 @@ connectors:
   # Exchange Online connector "Fabrikam" (Partner, Default), changed 2023-11-14T22:13:20Z
   # Comment: TLS to Fabrikam, agreed "2023"
   - name: "Fabrikam"
+    type: "partner"
     use_mx_record: true
     recipient_domains: ["fabrikam.com"]
     tls_settings: "certificate_validation"
@@ -252,6 +263,7 @@ connectors:
   # note: TlsDomain: skipped: "relay.tailspin.example" left out: Exchange uses TlsDomain only with TlsSettings DomainValidation
   # note: Name: renamed: named "Tailspin-relay": names may hold only letters, digits, '.', '_' and '-'
   - name: "Tailspin-relay"
+    type: "partner"
     smart_hosts: ["relay.tailspin.example"]
     recipient_domains: ["tailspin.example", "wingtip.example"]
     tls_settings: "encryption_only"
@@ -261,10 +273,20 @@ connectors:
             names(&config),
             ["Outbound-to-Contoso", "Fabrikam", "Tailspin-relay"]
         );
-        assert_eq!(config.connectors[1].route, Route::Mx("fabrikam.com".into()));
+        assert_eq!(config.connectors[1].route, Route::Mx(name("fabrikam.com")));
         assert_eq!(
-            config.connectors[0].tls_domain.as_deref(),
-            Some("mail.contoso.com")
+            config.connectors[0].tls_domain,
+            Some(config::TlsDomain::Exact(name("mail.contoso.com")))
+        );
+        let types: Vec<ConnectorType> =
+            config.connectors.iter().map(|c| c.connector_type).collect();
+        assert_eq!(
+            types,
+            [
+                ConnectorType::OnPremises,
+                ConnectorType::Partner,
+                ConnectorType::Partner
+            ]
         );
     }
 
@@ -290,7 +312,7 @@ connectors:
         assert!(
             import
                 .yaml
-                .ends_with("connectors:\n  # Exchange Online connector \"Adatum\" (Partner)\n  - name: \"Adatum\"\n    smart_hosts: [\"smtp.adatum.com\"]\n    tls_settings: \"opportunistic\"\n"),
+                .ends_with("connectors:\n  # Exchange Online connector \"Adatum\" (Partner)\n  - name: \"Adatum\"\n    type: \"partner\"\n    smart_hosts: [\"smtp.adatum.com\"]\n    tls_settings: \"opportunistic\"\n"),
             "{}",
             import.yaml
         );
@@ -310,7 +332,7 @@ connectors:
         );
         assert!(
             import.yaml.contains(
-                "  # - name: \"Old-relay\"\n  #   smart_hosts: [\"192.0.2.7\"]\n  #   tls_settings: \"opportunistic\"\n"
+                "  # - name: \"Old-relay\"\n  #   type: \"partner\"\n  #   smart_hosts: [\"192.0.2.7\"]\n  #   tls_settings: \"opportunistic\"\n"
             ),
             "{}",
             import.yaml
@@ -336,7 +358,7 @@ connectors:
             names(&config),
             ["All-partners-via-relay", "Contoso-subsidiaries"]
         );
-        assert_eq!(config.connectors[1].route, Route::Mx("contoso.com".into()));
+        assert_eq!(config.connectors[1].route, Route::Mx(name("contoso.com")));
         assert_eq!(
             config.connectors[1].recipient_domains,
             ["contoso.com", "contoso.net"]
@@ -376,11 +398,24 @@ connectors:
         assert!(import.yaml.contains("\"one\" (OnPremises, Default)"));
         assert!(import.yaml.contains("\"two\" (Partner, Migrated)"));
         assert!(import.yaml.contains("\"seven\" (7, HybridWizard)"));
+        let types: Vec<ConnectorType> =
+            config.connectors.iter().map(|c| c.connector_type).collect();
+        assert_eq!(
+            types,
+            [
+                ConnectorType::OnPremises,
+                ConnectorType::Partner,
+                ConnectorType::Partner,
+                ConnectorType::Partner,
+                ConnectorType::OnPremises,
+            ]
+        );
         assert_eq!(
             notes(&import),
             [
-                "zero: TlsSettings: not supported: unknown value 0 (known: 1 EncryptionOnly, 2 CertificateValidation, 4 DomainValidation, null): tls_settings left at opportunistic",
-                "seven: TlsSettings: not supported: unknown value \"Strict\" (known: 1 EncryptionOnly, 2 CertificateValidation, 4 DomainValidation, null): tls_settings left at opportunistic",
+                "zero: TlsSettings: not supported: unknown value 0 (known: 1 EncryptionOnly, 2 CertificateValidation, 4 DomainValidation): tls_settings left at opportunistic",
+                "seven: TlsSettings: not supported: unknown value \"Strict\" (known: 1 EncryptionOnly, 2 CertificateValidation, 4 DomainValidation): tls_settings left at opportunistic",
+                "seven: ConnectorType: not supported: unknown value 7 (known: 1 OnPremises, 2 Partner): type left at on_premises",
             ]
         );
     }
@@ -391,10 +426,10 @@ connectors:
         assert_eq!(
             config.connectors[0].route,
             Route::SmartHosts(vec![
-                config::Host::Name("mx1.contoso.com".into()),
+                config::Host::Name(name("mx1.contoso.com")),
                 config::Host::Ip("192.0.2.25".parse().expect("ip")),
                 config::Host::Ip("2001:db8::25".parse().expect("ip")),
-                config::Host::Name("mx2.contoso.com".into()),
+                config::Host::Name(name("mx2.contoso.com")),
                 config::Host::Ip("198.51.100.1".parse().expect("ip")),
             ])
         );
@@ -414,7 +449,7 @@ connectors:
         assert_eq!(
             config.connectors[0].route,
             Route::SmartHosts(vec![
-                config::Host::Name("relay1.woodgrove.example".into()),
+                config::Host::Name(name("relay1.woodgrove.example")),
                 config::Host::Ip("203.0.113.9".parse().expect("ip")),
             ])
         );
@@ -478,9 +513,100 @@ connectors:
             ]
         );
         assert_eq!(
-            config.connectors[0].tls_domain.as_deref(),
-            Some("*.contoso.com")
+            config.connectors[0].tls_domain,
+            Some(config::TlsDomain::Wildcard(name("contoso.com")))
         );
+    }
+
+    #[test]
+    fn dane_mta_sts_and_connector_type() {
+        let (import, config) = round_trip(fixture!("dane-mta-sts.json"));
+        assert_eq!(
+            import.yaml,
+            r##"# mailflow_exporter configuration, imported from Exchange Online outbound connectors
+# (the JSON of `Get-OutboundConnector | ConvertTo-Json`) by `mailflow_exporter import-connectors`.
+# 5 connectors read: 5 imported, 0 disabled (commented out), 0 skipped; 5 notes.
+# Read the notes ("# note:") next to each connector before relying on it.
+connectors:
+  # Exchange Online connector "Fabrikam DANE" (Partner, Default)
+  # note: Name: renamed: named "Fabrikam-DANE": names may hold only letters, digits, '.', '_' and '-'
+  - name: "Fabrikam-DANE"
+    type: "partner"
+    use_mx_record: true
+    recipient_domains: ["fabrikam.com"]
+    tls_settings: "certificate_validation"
+    smtp_dane_mode: "mandatory"
+    mta_sts_mode: "none"
+
+  # Exchange Online connector "Contoso relay" (OnPremises, HybridWizard)
+  # note: SmtpDaneMode: approximate: Mandatory written as opportunistic: DANE cannot apply to the IP smart host(s) 192.0.2.25 (TLSA records are published under names), so Exchange holds mail for them
+  # note: Name: renamed: named "Contoso-relay": names may hold only letters, digits, '.', '_' and '-'
+  - name: "Contoso-relay"
+    type: "on_premises"
+    smart_hosts: ["192.0.2.25", "relay.contoso.com"]
+    tls_settings: "encryption_only"
+    smtp_dane_mode: "opportunistic"
+    mta_sts_mode: "opportunistic"
+
+  # Exchange Online connector "Contoso-mail" (OnPremises)
+  - name: "Contoso-mail"
+    type: "on_premises"
+    smart_hosts: ["mail.contoso.com"]
+    tls_settings: "opportunistic"
+    smtp_dane_mode: "none"
+    mta_sts_mode: "opportunistic"
+
+  # Exchange Online connector "Tailspin" (Partner)
+  # note: SmtpDaneMode: not supported: unknown value 1 (known: Opportunistic, Mandatory, None; its numbers are not documented: export with `ConvertTo-Json -EnumsAsStrings`, or set the key by hand): smtp_dane_mode left at opportunistic
+  # note: MtaStsMode: not supported: unknown value 0 (known: Opportunistic, None; its numbers are not documented: export with `ConvertTo-Json -EnumsAsStrings`, or set the key by hand): mta_sts_mode left at opportunistic
+  - name: "Tailspin"
+    type: "partner"
+    smart_hosts: ["smtp.tailspin.example"]
+    tls_settings: "certificate_validation"
+
+  # Exchange Online connector "Wingtip" (Partner)
+  - name: "Wingtip"
+    type: "partner"
+    smart_hosts: ["smtp.wingtip.example"]
+    tls_settings: "opportunistic"
+"##
+        );
+        let modes: Vec<(ConnectorType, SmtpDaneMode, MtaStsMode)> = config
+            .connectors
+            .iter()
+            .map(|c| (c.connector_type, c.smtp_dane_mode, c.mta_sts_mode))
+            .collect();
+        assert_eq!(
+            modes,
+            [
+                (
+                    ConnectorType::Partner,
+                    SmtpDaneMode::Mandatory,
+                    MtaStsMode::None
+                ),
+                (
+                    ConnectorType::OnPremises,
+                    SmtpDaneMode::Opportunistic,
+                    MtaStsMode::Opportunistic
+                ),
+                (
+                    ConnectorType::OnPremises,
+                    SmtpDaneMode::None,
+                    MtaStsMode::Opportunistic
+                ),
+                (
+                    ConnectorType::Partner,
+                    SmtpDaneMode::Opportunistic,
+                    MtaStsMode::Opportunistic
+                ),
+                (
+                    ConnectorType::Partner,
+                    SmtpDaneMode::Opportunistic,
+                    MtaStsMode::Opportunistic
+                ),
+            ]
+        );
+        assert_eq!(import.notes.len(), 5);
     }
 
     #[test]

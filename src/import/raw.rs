@@ -37,6 +37,10 @@ pub(super) struct RawConnector {
     pub recipient_domains: Option<RawList<RawDomain>>,
     /// The `TlsAuthLevel`; `null` when unset.
     pub tls_settings: Option<RawEnum>,
+    /// DANE: `Opportunistic` (the default), `Mandatory` or `None`.
+    pub smtp_dane_mode: Option<RawEnum>,
+    /// MTA-STS: `Opportunistic` (the default) or `None`.
+    pub mta_sts_mode: Option<RawEnum>,
     /// The name the certificate must carry under `DomainValidation`.
     pub tls_domain: Option<RawDomain>,
     /// Only transport rules route mail to the connector.

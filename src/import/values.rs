@@ -1,40 +1,11 @@
-//! One Exchange value at a time: enum values by table, dates, domains and smart hosts.
+//! One Exchange value at a time: dates, domains and smart hosts.
 
 use std::net::IpAddr;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::raw::{
-    RawAddress, RawDate, RawDomain, RawEnum, RawHostname, RawSmartHost, RawSmtpDomain,
-};
-
-/// The value's name in `table`, or the value as written.
-pub(super) fn label<T: Copy>(table: &[(i64, &str, T)], raw: &RawEnum) -> String {
-    table
-        .iter()
-        .find(|(number, name, _)| matches(raw, *number, name))
-        .map_or_else(|| raw.to_string(), |(_, name, _)| (*name).to_owned())
-}
-
-/// The entry of `table` that `raw` names, by number or by name (any case).
-pub(super) fn lookup<T: Copy>(table: &[(i64, &str, T)], raw: &RawEnum) -> Option<T> {
-    table
-        .iter()
-        .find(|(number, name, _)| matches(raw, *number, name))
-        .map(|(_, _, value)| *value)
-}
-
-/// Whether `raw` is the enum value `number`, called `name`.
-fn matches(raw: &RawEnum, number: i64, name: &str) -> bool {
-    match raw {
-        RawEnum::Number(n) => *n == number,
-        RawEnum::Name(text) => {
-            let text = text.trim();
-            text.eq_ignore_ascii_case(name) || text.parse::<i64>() == Ok(number)
-        }
-    }
-}
+use super::raw::{RawAddress, RawDate, RawDomain, RawHostname, RawSmartHost, RawSmtpDomain};
 
 /// A date as RFC 3339, from `\/Date(ms)\/` or as written.
 pub(super) fn date(raw: &RawDate) -> Option<String> {
@@ -163,7 +134,7 @@ pub(super) fn smart_host_texts(raw: RawSmartHost) -> Vec<String> {
 }
 
 /// A smart host, judged.
-pub(super) enum Host {
+pub(super) enum HostVerdict {
     /// A host name (lowercase) or an IP literal.
     Valid(String),
     /// A CIDR range (`192.0.2.1/25`): only its address can be probed.
@@ -173,21 +144,21 @@ pub(super) enum Host {
 }
 
 /// Judges one smart host text: a name, an IP (`[...]` allowed) or a CIDR range.
-pub(super) fn host(text: &str) -> Host {
+pub(super) fn host(text: &str) -> HostVerdict {
     let bare = text.trim().trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = bare.parse::<IpAddr>() {
-        return Host::Valid(ip.to_string());
+        return HostVerdict::Valid(ip.to_string());
     }
     if let Some((address, prefix)) = bare.split_once('/') {
         if let (Ok(ip), Ok(_)) = (address.parse::<IpAddr>(), prefix.parse::<u8>()) {
-            return Host::Range(ip.to_string());
+            return HostVerdict::Range(ip.to_string());
         }
     }
     let name = bare.strip_suffix('.').unwrap_or(bare).to_ascii_lowercase();
     if is_domain_name(&name) {
-        Host::Valid(name)
+        HostVerdict::Valid(name)
     } else {
-        Host::Invalid
+        HostVerdict::Invalid
     }
 }
 
@@ -202,5 +173,5 @@ pub(super) fn split_list(text: &str) -> Vec<String> {
 
 /// Whether `name` is a DNS name as the configuration accepts it, written without a trailing dot.
 fn is_domain_name(name: &str) -> bool {
-    !name.ends_with('.') && crate::config::is_domain_name(name)
+    !name.ends_with('.') && name.parse::<crate::config::DomainName>().is_ok()
 }

@@ -3,14 +3,15 @@
 
 use std::fmt::Write as _;
 
-use super::map::{Entry, Mapped, Outcome, Route};
+use super::map::{ConnectorEntry, Disposition, ImportedRoute, Mapped};
 
 /// The configuration text for `connectors`, with a header and the notes as comments.
 pub(super) fn document(connectors: &[Mapped]) -> String {
-    let count = |f: fn(&Outcome) -> bool| connectors.iter().filter(|c| f(&c.outcome)).count();
-    let active = count(|o| matches!(o, Outcome::Active(_)));
-    let disabled = count(|o| matches!(o, Outcome::Disabled(_)));
-    let skipped = count(|o| matches!(o, Outcome::Skipped));
+    let count =
+        |f: fn(&Disposition) -> bool| connectors.iter().filter(|c| f(&c.disposition)).count();
+    let active = count(|d| matches!(d, Disposition::Active(_)));
+    let disabled = count(|d| matches!(d, Disposition::Disabled(_)));
+    let skipped = count(|d| matches!(d, Disposition::Skipped));
     let notes: usize = connectors.iter().map(|c| c.notes.len()).sum();
 
     let mut out = String::new();
@@ -61,21 +62,24 @@ fn write_connector(out: &mut String, connector: &Mapped) {
             comment(&note.message)
         );
     }
-    match &connector.outcome {
-        Outcome::Active(entry) => write_entry(out, entry, "  "),
-        Outcome::Disabled(entry) => write_entry(out, entry, "  # "),
-        Outcome::Skipped => {}
+    match &connector.disposition {
+        Disposition::Active(entry) => write_entry(out, entry, "  "),
+        Disposition::Disabled(entry) => write_entry(out, entry, "  # "),
+        Disposition::Skipped => {}
     }
 }
 
 /// The entry's keys, each line after `prefix` ("  ", or "  # " to comment it out).
-fn write_entry(out: &mut String, entry: &Entry, prefix: &str) {
+fn write_entry(out: &mut String, entry: &ConnectorEntry, prefix: &str) {
     let _ = writeln!(out, "{prefix}- name: {}", quote(&entry.name));
+    if let Some(connector_type) = entry.connector_type {
+        let _ = writeln!(out, "{prefix}  type: {}", quote(connector_type.as_str()));
+    }
     match &entry.route {
-        Route::SmartHosts(hosts) => {
+        ImportedRoute::SmartHosts(hosts) => {
             let _ = writeln!(out, "{prefix}  smart_hosts: {}", list(hosts));
         }
-        Route::Mx => {
+        ImportedRoute::Mx => {
             let _ = writeln!(out, "{prefix}  use_mx_record: true");
         }
     }
@@ -93,6 +97,12 @@ fn write_entry(out: &mut String, entry: &Entry, prefix: &str) {
     );
     if let Some(domain) = &entry.tls_domain {
         let _ = writeln!(out, "{prefix}  tls_domain: {}", quote(domain));
+    }
+    if let Some(mode) = entry.smtp_dane_mode {
+        let _ = writeln!(out, "{prefix}  smtp_dane_mode: {}", quote(mode.as_str()));
+    }
+    if let Some(mode) = entry.mta_sts_mode {
+        let _ = writeln!(out, "{prefix}  mta_sts_mode: {}", quote(mode.as_str()));
     }
 }
 

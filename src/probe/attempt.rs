@@ -277,7 +277,7 @@ impl<'a> Attempt<'a> {
     /// The TLS handshake and the certificate checks the connector asks for.
     async fn start_tls(&mut self, stream: QuickAck) -> Result<TlsStream<QuickAck>, Failure> {
         let started = Instant::now();
-        let server_name = server_name(self.host, self.address);
+        let server_name = server_name(self.host);
         let result = self
             .engine
             .tls
@@ -307,14 +307,11 @@ impl<'a> Attempt<'a> {
     }
 }
 
-/// The TLS name of `host` reached at `address`, sent as SNI when it is a DNS name and expected in
-/// the certificate when the connector sets no `tls_domain`: the host's DNS name, or the address
-/// for an IP literal (and for a name rustls cannot carry).
-fn server_name(host: &Host, address: IpAddr) -> ServerName<'static> {
+/// The TLS name of `host`, sent as SNI when it is a DNS name and expected in the certificate when
+/// the connector sets no `tls_domain`: the host's DNS name, or the address of an IP literal.
+fn server_name(host: &Host) -> ServerName<'static> {
     match host {
-        Host::Name(name) => {
-            ServerName::try_from(name.to_string()).unwrap_or(ServerName::IpAddress(address.into()))
-        }
+        Host::Name(name) => name.server_name(),
         Host::Ip(ip) => ServerName::IpAddress((*ip).into()),
     }
 }
@@ -334,20 +331,15 @@ mod tests {
 
     #[test]
     fn the_tls_name_comes_from_the_typed_host() {
-        let address: IpAddr = "192.0.2.7".parse().expect("ip");
+        let name: crate::config::DomainName = "mx.example.test".parse().expect("name");
         assert_eq!(
-            server_name(&Host::Name("mx.example.test".into()), address),
+            server_name(&Host::Name(name)),
             ServerName::try_from("mx.example.test").expect("name")
         );
         let literal: IpAddr = "2001:db8::25".parse().expect("ip");
         assert_eq!(
-            server_name(&Host::Ip(literal), literal),
+            server_name(&Host::Ip(literal)),
             ServerName::IpAddress(literal.into())
-        );
-        // A name rustls cannot carry falls back to the address connected to.
-        assert_eq!(
-            server_name(&Host::Name("bad name".into()), address),
-            ServerName::IpAddress(address.into())
         );
     }
 }

@@ -13,7 +13,7 @@ use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData};
 use tokio::time::{Instant, timeout_at};
 
-use crate::config::DnsSettings;
+use crate::config::{DnsSettings, DomainName};
 use crate::outcome::DnsFailure;
 
 /// A resolver for one DNS configuration, with its cache; build it once and share it.
@@ -36,8 +36,8 @@ impl std::fmt::Debug for Dns {
 /// A mail exchanger of a domain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Exchanger {
-    /// Its host name, without the trailing dot.
-    pub host: String,
+    /// Its host name.
+    pub host: DomainName,
     /// Its preference; lower is preferred.
     pub preference: u16,
 }
@@ -83,9 +83,11 @@ impl Dns {
 
     /// The mail exchangers of `domain`, most preferred first. A domain without MX records is its
     /// own exchanger (RFC 5321 implicit MX); a null MX (RFC 7505) is [`DnsFailure::NullMx`].
+    /// Exchangers whose names are not host names are passed over, as no mail can go there; when
+    /// none is left, the domain has no usable records.
     pub async fn exchangers(
         &self,
-        domain: &str,
+        domain: &DomainName,
         deadline: Instant,
     ) -> Result<Vec<Exchanger>, DnsFailure> {
         let name = fully_qualified(domain)?;
@@ -95,7 +97,7 @@ impl Dns {
             Ok(Err(error)) => match classify(&error) {
                 DnsFailure::NoRecords => {
                     return Ok(vec![Exchanger {
-                        host: domain.to_owned(),
+                        host: domain.clone(),
                         preference: 0,
                     }]);
                 }
@@ -113,7 +115,7 @@ impl Dns {
             .collect();
         if exchangers.is_empty() {
             return Ok(vec![Exchanger {
-                host: domain.to_owned(),
+                host: domain.clone(),
                 preference: 0,
             }]);
         }
@@ -121,16 +123,17 @@ impl Dns {
             return Err(DnsFailure::NullMx);
         }
         exchangers.sort_by_key(|(preference, _)| *preference);
-        Ok(exchangers
+        let usable: Vec<Exchanger> = exchangers
             .into_iter()
-            .map(|(preference, exchange)| Exchanger {
-                host: exchange
-                    .to_ascii()
-                    .trim_end_matches('.')
-                    .to_ascii_lowercase(),
-                preference,
+            .filter_map(|(preference, exchange)| {
+                let host = exchange.to_ascii().parse().ok()?;
+                Some(Exchanger { host, preference })
             })
-            .collect())
+            .collect();
+        if usable.is_empty() {
+            return Err(DnsFailure::NoRecords);
+        }
+        Ok(usable)
     }
 
     /// The addresses (A and AAAA) of `host`.

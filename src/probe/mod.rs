@@ -11,6 +11,7 @@
 mod attempt;
 pub mod dns;
 pub mod limits;
+pub mod mta_sts;
 mod quickack;
 mod report;
 mod resolve;
@@ -92,10 +93,7 @@ impl Engine {
                 .entry(connector.ca.clone())
                 .or_insert_with(|| Arc::new(tls.validator(connector.ca.as_ref())))
                 .clone();
-            let tls_domain = connector
-                .tls_domain
-                .as_ref()
-                .and_then(|domain| ExpectedName::from_tls_domain(&domain.to_string()));
+            let tls_domain = connector.tls_domain.as_ref().map(ExpectedName::from);
             connectors.insert(
                 connector.name.clone(),
                 ConnectorProbe {

@@ -21,7 +21,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
-use crate::config::{TlsSettings, TrustAnchors};
+use crate::config::{TlsDomain, TlsSettings, TrustAnchors};
 use crate::outcome::{Breakdown, CertificateFailure, TlsFailure};
 use crate::tls_signatures::HandshakeSignatures;
 
@@ -114,15 +114,13 @@ pub enum ExpectedName {
     AnyUnder(String),
 }
 
-impl ExpectedName {
+impl From<&TlsDomain> for ExpectedName {
     /// The name a connector's `tls_domain` asks for: `*.domain` is any host directly under
-    /// `domain`, anything else exactly that name; `None` when it is not a DNS name.
-    pub fn from_tls_domain(tls_domain: &str) -> Option<Self> {
-        match tls_domain.strip_prefix("*.") {
-            Some(parent) => Some(ExpectedName::AnyUnder(parent.to_owned())),
-            None => ServerName::try_from(tls_domain.to_owned())
-                .ok()
-                .map(ExpectedName::Exact),
+    /// `domain`, anything else exactly that name.
+    fn from(tls_domain: &TlsDomain) -> Self {
+        match tls_domain {
+            TlsDomain::Exact(name) => ExpectedName::Exact(name.server_name()),
+            TlsDomain::Wildcard(parent) => ExpectedName::AnyUnder(parent.to_string()),
         }
     }
 }
@@ -311,7 +309,7 @@ fn classify_certificate_error(error: &rustls::Error) -> CertificateFailure {
 }
 
 /// Why a handshake failed: the rustls error inside the io error, else the io kind.
-fn classify_handshake_error(error: &std::io::Error) -> TlsFailure {
+pub(crate) fn classify_handshake_error(error: &std::io::Error) -> TlsFailure {
     if let Some(inner) = error
         .get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>())
@@ -441,7 +439,7 @@ mod tests {
         chain: CertificateDer<'static>,
         expected: &str,
     ) -> Option<CertificateFailure> {
-        let expected = ExpectedName::from_tls_domain(expected).expect("name");
+        let expected = ExpectedName::from(&expected.parse::<TlsDomain>().expect("name"));
         validator
             .certificate_facts(&[chain], &expected, UnixTime::now())
             .expect("facts")

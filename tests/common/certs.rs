@@ -68,14 +68,23 @@ pub fn certs() -> &'static Certs {
     CERTS.get_or_init(|| build(&super::kept_dir("mailflow-certs-")))
 }
 
-struct Ca {
+/// A certificate authority that can sign leaves (with [`leaf`]).
+pub struct Ca {
     params: CertificateParams,
     key: KeyPair,
     pem: String,
     not_after: i64,
 }
 
-fn ca(common_name: &str) -> Ca {
+impl Ca {
+    /// The CA's certificate, PEM.
+    pub fn pem(&self) -> &str {
+        &self.pem
+    }
+}
+
+/// A new CA named `common_name`, valid from 2020 to `CA_NOT_AFTER`.
+pub fn ca(common_name: &str) -> Ca {
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     params
         .distinguished_name
@@ -102,16 +111,25 @@ fn ca(common_name: &str) -> Ca {
     }
 }
 
-struct LeafSpec<'a> {
-    file: &'a str,
-    common_name: &'a str,
-    names: &'a [&'a str],
-    not_before: (i32, u8, u8),
-    not_after: (i32, u8, u8),
-    serial: u64,
+/// What a leaf certificate is made of.
+pub struct LeafSpec<'a> {
+    /// Its files are `FILE.pem` (the chain) and `FILE.key`.
+    pub file: &'a str,
+    /// The subject common name.
+    pub common_name: &'a str,
+    /// The subject alternative names (DNS names or IP addresses).
+    pub names: &'a [&'a str],
+    /// notBefore (year, month, day).
+    pub not_before: (i32, u8, u8),
+    /// notAfter (year, month, day).
+    pub not_after: (i32, u8, u8),
+    /// The serial number.
+    pub serial: u64,
 }
 
-fn leaf(dir: &Path, spec: &LeafSpec<'_>, issuer: Option<&Ca>) -> (Leaf, Vec<u8>) {
+/// Writes the leaf `spec` into `dir`, signed by `issuer` (self-signed without one); returns it
+/// and its DER.
+pub fn leaf(dir: &Path, spec: &LeafSpec<'_>, issuer: Option<&Ca>) -> (Leaf, Vec<u8>) {
     let names: Vec<String> = spec.names.iter().map(|s| s.to_string()).collect();
     let mut params = CertificateParams::new(names).expect("leaf params");
     params

@@ -1,5 +1,6 @@
 //! Fixtures shared by the integration tests: certificate builders, a real Postfix, a real DNS
-//! server (dnsmasq), scripted SMTP servers, network helpers (closed ports, a full accept queue,
+//! server (dnsmasq), an MTA-STS world (nginx serving policies, dnsmasq their records), scripted
+//! SMTP servers, network helpers (closed ports, a full accept queue,
 //! network namespaces), the exporter process itself, a tiny HTTP client and a parser for the
 //! metrics text.
 //!
@@ -11,6 +12,7 @@ pub mod dns;
 pub mod exporter;
 pub mod http;
 pub mod metrics;
+pub mod mta_sts_world;
 pub mod net;
 pub mod postfix;
 pub mod postfix_services;

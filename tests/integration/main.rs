@@ -4,8 +4,8 @@
 //! DNS server (dnsmasq), scripted SMTP servers, closed ports, a full accept queue and network
 //! namespaces.
 //!
-//! Needs root (Postfix, network namespaces) and the Debian packages postfix, dnsmasq, iproute2,
-//! curl, openssl and prometheus (promtool).
+//! Needs root (Postfix, network namespaces, ports 53 and 443 on loopback) and the Debian packages
+//! postfix, dnsmasq, nginx, iproute2, curl, openssl and prometheus (promtool).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "../common/mod.rs"]
@@ -15,6 +15,7 @@ mod cli;
 mod fixtures;
 mod http_api;
 mod load;
+mod mta_sts;
 mod probe_connect;
 mod probe_dns;
 mod probe_smtp;
