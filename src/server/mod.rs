@@ -439,7 +439,8 @@ fn deadline_of(request: &Request<Incoming>) -> Instant {
     Instant::now() + timeout
 }
 
-/// `GET /sd`: one Prometheus HTTP SD target group per connector, pointing back at this exporter.
+/// `GET /sd`: one Prometheus HTTP SD target group per connector, pointing back at this exporter,
+/// with the connector's name, its `connector_type` and its own `labels` as target labels.
 fn service_discovery(
     exporter: &Arc<Exporter>,
     request: &Request<Incoming>,
@@ -460,10 +461,19 @@ fn service_discovery(
         .connectors
         .iter()
         .map(|c| {
-            serde_json::json!({
-                "targets": [target],
-                "labels": { "connector": c.name },
-            })
+            // The connector's own labels, then the two the exporter sets (validation keeps
+            // the own ones from taking those names).
+            let mut labels: serde_json::Map<String, serde_json::Value> = c
+                .labels
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.as_str().into()))
+                .collect();
+            labels.insert("connector".to_owned(), c.name.as_str().into());
+            labels.insert(
+                "connector_type".to_owned(),
+                c.connector_type.as_str().into(),
+            );
+            serde_json::json!({ "targets": [target], "labels": labels })
         })
         .collect();
     let body = serde_json::Value::Array(groups).to_string();

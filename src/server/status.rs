@@ -1,12 +1,14 @@
-//! The status page at `/`: one row per connector with its code and what it means, the queue age
-//! against the retry window as a bar, the time until queued mail bounces, the certificate's days
-//! left, the recent outcomes as a strip, and links to a probe and to the explanation of the last
-//! one. Plain HTML and CSS: no JavaScript, and every value from the configuration, the state or a
-//! server's reply is escaped.
+//! The status page at `/`: one row per connector with who runs it (and its labels), its code,
+//! what the code means and whom to contact, the queue age against the retry window as a bar, the
+//! time until queued mail bounces, the certificate's days left, the recent outcomes as a strip,
+//! and links to a probe and to the explanation of the last one. Plain HTML and CSS: no
+//! JavaScript, and every value from the configuration, the state or a server's reply is escaped.
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
+use crate::config::{Connector, ConnectorType};
+use crate::explain::whom_to_contact;
 use crate::exporter::{Exporter, FinishedProbe};
 use crate::outcome::{Code, code_of};
 use crate::state::{ConnectorState, unix_seconds};
@@ -24,10 +26,8 @@ const QUEUE_CRITICAL_FRACTION: f64 = 0.75;
 
 /// What the page shows of one connector.
 struct Row<'a> {
-    /// The connector's name.
-    name: &'a str,
-    /// The retry window before queued mail bounces.
-    queue_expiry: Duration,
+    /// The connector.
+    connector: &'a Connector,
     /// Its remembered history; `None` before its first probe.
     state: Option<ConnectorState>,
     /// Its last probe since start, if any.
@@ -42,8 +42,7 @@ pub(super) fn page(exporter: &Exporter, now: SystemTime) -> String {
         .connectors
         .iter()
         .map(|connector| Row {
-            name: &connector.name,
-            queue_expiry: connector.queue_expiry,
+            connector,
             state: exporter.state_of(&connector.name),
             last: exporter.last_probe(&connector.name),
         })
@@ -92,17 +91,34 @@ fn render(rows: &[Row<'_>], now: SystemTime) -> String {
 }
 
 fn render_row(out: &mut String, row: &Row<'_>, now: SystemTime) {
-    let name = escape(row.name);
-    let link = escape(&percent_encode(row.name));
+    let connector = row.connector;
+    let name = escape(&connector.name);
+    let link = escape(&percent_encode(&connector.name));
     let code = row.code();
     let (chip_class, chip) = match code {
         None => ("none", "not probed".to_owned()),
         Some(Code::Ok) => ("good", Code::Ok.as_str().to_owned()),
         Some(code) => ("bad", code.as_str().to_owned()),
     };
+    let owner = match connector.connector_type {
+        ConnectorType::OnPremises => "on-premises",
+        ConnectorType::Partner => "partner",
+    };
     let _ = write!(
         out,
-        "<tr><td class=\"name\">{name}</td><td><span class=\"chip {chip_class}\">{}</span></td>",
+        "<tr><td class=\"name\">{name}<br><span class=\"owner\">{owner}</span>"
+    );
+    for (label, value) in &connector.labels {
+        let _ = write!(
+            out,
+            " <span class=\"label\">{}={}</span>",
+            escape(label.as_str()),
+            escape(value.as_str())
+        );
+    }
+    let _ = write!(
+        out,
+        "</td><td><span class=\"chip {chip_class}\">{}</span></td>",
         escape(&chip)
     );
     render_meaning(out, row);
@@ -158,6 +174,13 @@ fn render_meaning(out: &mut String, row: &Row<'_>) {
         let more = if shown.len() < reply.len() { "…" } else { "" };
         let _ = write!(out, "<br><q class=\"reply\">{}{more}</q>", escape(&shown));
     }
+    if let Some(contact) = whom_to_contact(row.connector.connector_type, code) {
+        let _ = write!(
+            out,
+            "<br><span class=\"contact\">Contact {}.</span>",
+            escape(contact)
+        );
+    }
     out.push_str("</td>");
 }
 
@@ -168,7 +191,7 @@ fn render_queue(out: &mut String, row: &Row<'_>, now: SystemTime) {
         .as_ref()
         .map(|state| state.queue_age(now))
         .unwrap_or_default();
-    let expiry = row.queue_expiry;
+    let expiry = row.connector.queue_expiry;
     let fraction = if expiry.is_zero() {
         1.0
     } else {
@@ -290,10 +313,13 @@ box-shadow:0 1px 3px rgba(0,0,0,.15)}\
 th,td{padding:8px 10px;border-bottom:1px solid #e3e6eb;text-align:left;vertical-align:top}\
 th{font-size:12px;text-transform:uppercase;color:#5b6475;background:#eef0f4}\
 td.name{font-weight:600;font-family:ui-monospace,monospace}\
+.owner{font:12px system-ui,sans-serif;color:#5b6475}\
+.label{font:11px ui-monospace,monospace;background:#eef0f4;border-radius:3px;padding:0 4px;\
+color:#3d4656;font-weight:400}.contact{font-size:12px;color:#3d4656}\
 .chip{display:inline-block;padding:2px 8px;border-radius:10px;font-family:ui-monospace,monospace;\
 font-weight:600;color:#fff}\
 .chip.good{background:#2e8b46}.chip.bad{background:#c0392b}.chip.none{background:#8a93a3}\
-td.meaning{max-width:300px}.detail{color:#5b6475;font-family:ui-monospace,monospace;font-size:13px}\
+td.meaning{max-width:340px}.detail{color:#5b6475;font-family:ui-monospace,monospace;font-size:13px}\
 q.reply{font-family:ui-monospace,monospace;font-size:12px;color:#5b6475;word-break:break-all}\
 .bar{width:150px;height:10px;background:#e3e6eb;border-radius:5px;overflow:hidden;margin:4px 0}\
 .bar span{display:block;height:100%}\

@@ -408,7 +408,7 @@ async fn serves_its_own_metrics_discovery_and_health() {
         groups,
         serde_json::json!([{
             "targets": [served.address.to_string()],
-            "labels": { "connector": "fixture" },
+            "labels": { "connector": "fixture", "connector_type": "on_premises" },
         }])
     );
 

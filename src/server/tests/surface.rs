@@ -385,7 +385,8 @@ async fn the_status_page_shows_every_connector_and_escapes_what_servers_say() {
     let yaml = format!(
         "defaults:\n  helo_name: probe.test\n  timeout: 1h\n  queue_expiry: 48h\nconnectors:\n  \
          - name: good.one\n    smart_hosts: [127.0.0.1]\n    port: {}\n  \
-         - name: hostile\n    smart_hosts: [127.0.0.1]\n    port: {hostile_port}\n  \
+         - name: hostile\n    type: partner\n    labels:\n      team: \"<b>ops</b>\"\n      \
+         site: \"a'b&c\"\n    smart_hosts: [127.0.0.1]\n    port: {hostile_port}\n  \
          - name: never-probed\n    smart_hosts: [127.0.0.1]\n    port: 9\n",
         smtp.port
     );
@@ -424,7 +425,7 @@ async fn the_status_page_shows_every_connector_and_escapes_what_servers_say() {
     ] {
         let row = html
             .lines()
-            .find(|line| line.starts_with(&format!("<tr><td class=\"name\">{name}</td>")))
+            .find(|line| line.starts_with(&format!("<tr><td class=\"name\">{name}<br>")))
             .unwrap_or_else(|| panic!("no row for {name} in\n{html}"));
         assert!(row.contains(chip), "{row}");
         assert!(
@@ -440,6 +441,18 @@ async fn the_status_page_shows_every_connector_and_escapes_what_servers_say() {
         .find(|line| line.contains("class=\"name\">hostile<"))
         .expect("row");
     assert!(hostile_row.contains("<b>cannot connect to remote server</b>"));
+    // Who runs it, its labels (escaped), and whom to contact.
+    assert!(
+        hostile_row.contains(
+            "<span class=\"owner\">partner</span> <span class=\"label\">site=a&#39;b&amp;c</span> \
+             <span class=\"label\">team=&lt;b&gt;ops&lt;/b&gt;</span>"
+        ),
+        "{hostile_row}"
+    );
+    assert!(
+        hostile_row.contains("Contact the partner organisation: their server refuses"),
+        "{hostile_row}"
+    );
     // Three failures in the strip, and a queue that started with the first of them.
     assert_eq!(hostile_row.matches("class=\"tick bad\"").count(), 3);
     assert!(hostile_row.contains("/ 2d 0h</td>"), "{hostile_row}");
@@ -451,12 +464,32 @@ async fn the_status_page_shows_every_connector_and_escapes_what_servers_say() {
     let explained = served.get("/explain?connector=hostile").await;
     assert_eq!(explained.status, 200);
     assert!(
-        explained
-            .body
-            .starts_with("connector hostile: 4.4.317 (cannot connect to remote server)"),
+        explained.body.starts_with(
+            "connector hostile: 4.4.317 (cannot connect to remote server) in phase greeting, \
+             reason reply_5xx\nowner: a partner organisation (type partner)\n"
+        ),
         "{}",
         explained.body
     );
+    assert!(
+        explained
+            .body
+            .contains("\nWhom to contact: the partner organisation: their server refuses"),
+        "{}",
+        explained.body
+    );
+    // Discovery hands the owner and the labels to Prometheus as they are (JSON-escaped).
+    let sd: serde_json::Value = serde_json::from_str(&served.get("/sd").await.body).expect("JSON");
+    assert_eq!(
+        sd[1]["labels"],
+        serde_json::json!({
+            "connector": "hostile",
+            "connector_type": "partner",
+            "team": "<b>ops</b>",
+            "site": "a'b&c",
+        })
+    );
+    assert_eq!(sd[0]["labels"]["connector_type"], "on_premises");
     assert_eq!(
         served.get("/explain?connector=never-probed").await.status,
         404
