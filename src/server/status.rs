@@ -73,9 +73,9 @@ fn render(rows: &[Row<'_>], now: SystemTime) -> String {
         escape(env!("CARGO_PKG_VERSION")),
     );
     out.push_str(
-        "<table>\n<thead><tr><th>connector</th><th>code</th><th>what it means</th>\
-         <th>queue age / retry window</th><th>bounces in</th><th>certificate</th>\
-         <th>recent outcomes (oldest first)</th><th></th></tr></thead>\n<tbody>\n",
+        "<table>\n<thead><tr><th>connector</th><th>code</th><th>what it means · whom to contact</th>\
+         <th>queue age of retry window</th><th>bounces in</th><th>certificate</th>\
+         <th>recent, oldest first</th><th></th></tr></thead>\n<tbody>\n",
     );
     for row in rows {
         render_row(&mut out, row, now);
@@ -84,7 +84,7 @@ fn render(rows: &[Row<'_>], now: SystemTime) -> String {
     out.push_str(
         "<footer>Queue age: how long the oldest message would have waited, since the first \
          failed probe of the current streak; queued mail bounces when it reaches the retry \
-         window. Probe now runs a probe (its metrics); explanation describes the last one.\
+         window. Probe now runs a probe (its metrics); explain describes the last one.\
          </footer>\n</body></html>\n",
     );
     out
@@ -139,20 +139,21 @@ fn render_row(out: &mut String, row: &Row<'_>, now: SystemTime) {
     let _ = writeln!(
         out,
         "</td><td class=\"links\"><a href=\"/probe?connector={link}\">probe now</a> \
-         <a href=\"/explain?connector={link}\">explanation</a></td></tr>"
+         <a href=\"/explain?connector={link}\">explain</a></td></tr>"
     );
 }
 
-/// The code's meaning, with the phase, reason and the server's reply when failing.
+/// The code's meaning with the phase, reason and the server's reply when failing, then whom to
+/// contact; two lines, cut short on the page (whole in their tooltip and in the explanation).
 fn render_meaning(out: &mut String, row: &Row<'_>) {
-    out.push_str("<td class=\"meaning\">");
+    out.push_str("<td class=\"meaning\"><div class=\"line\">");
     let Some(probe) = &row.last else {
         let text = match row.code() {
             // Restored from the state file: the code is known, the details are not.
             Some(code) => code.title(),
             None => "waiting for the first scrape",
         };
-        let _ = write!(out, "{}</td>", escape(text));
+        let _ = write!(out, "{}</div></td>", escape(text));
         return;
     };
     let code = code_of(&probe.report.outcome);
@@ -160,28 +161,46 @@ fn render_meaning(out: &mut String, row: &Row<'_>) {
     if let Err(failure) = &probe.report.outcome {
         let _ = write!(
             out,
-            "<br><span class=\"detail\">{} / {}</span>",
+            " <span class=\"detail\">{} / {}</span>",
             escape(failure.phase().as_str()),
             escape(failure.reason().as_str())
         );
     }
-    let reply = probe
-        .report
-        .representative()
-        .and_then(|target| target.last_reply.as_deref());
-    if let (Some(reply), true) = (reply, code != Code::Ok) {
+    if let Some(reply) = failure_reply(probe) {
         let shown: String = reply.chars().take(REPLY_CHARS).collect();
+        let reply = reply.as_ref();
         let more = if shown.len() < reply.len() { "…" } else { "" };
-        let _ = write!(out, "<br><q class=\"reply\">{}{more}</q>", escape(&shown));
-    }
-    if let Some(contact) = whom_to_contact(row.connector.connector_type, code) {
+        let shown = escape(&shown);
         let _ = write!(
             out,
-            "<br><span class=\"contact\">Contact {}.</span>",
-            escape(contact)
+            " <q class=\"reply\" title=\"{shown}{more}\">{shown}{more}</q>"
+        );
+    }
+    out.push_str("</div>");
+    if let Some(contact) = whom_to_contact(row.connector.connector_type, code) {
+        let contact = escape(contact);
+        let _ = write!(
+            out,
+            "<div class=\"line contact\" title=\"Contact {contact}.\">Contact {contact}.</div>"
         );
     }
     out.push_str("</td>");
+}
+
+/// The server's reply that the probe failed on: the last reply line when it carries the
+/// failure's reply code (after a refused RCPT the last line is QUIT's 221, which would mislead),
+/// else the bare code; `None` when the failure was not a reply.
+fn failure_reply(probe: &FinishedProbe) -> Option<std::borrow::Cow<'_, str>> {
+    let failure = probe.report.outcome.as_ref().err()?;
+    let code = failure.reply()?.to_string();
+    let last = probe
+        .report
+        .representative()
+        .and_then(|target| target.last_reply.as_deref());
+    Some(match last {
+        Some(line) if line.starts_with(&code) => line.into(),
+        _ => code.into(),
+    })
 }
 
 /// The queue age against the retry window as a bar, and the time until bounces.
@@ -207,7 +226,7 @@ fn render_queue(out: &mut String, row: &Row<'_>, now: SystemTime) {
     let _ = write!(
         out,
         "<td class=\"queue\"><div class=\"bar\"><span class=\"{level}\" style=\"width:{:.1}%\">\
-         </span></div>{} / {}</td>",
+         </span></div><span class=\"small\">{} of {}</span></td>",
         fraction * 100.0,
         human(age),
         human(expiry),
@@ -234,18 +253,19 @@ fn render_certificate(out: &mut String, row: &Row<'_>, now: SystemTime) {
             .min()
     });
     let Some(not_after) = earliest else {
-        out.push_str("<td class=\"muted\">no certificate seen</td>");
+        out.push_str("<td class=\"muted\">none seen</td>");
         return;
     };
     let days = (not_after - unix_seconds(now) as i64).div_euclid(86_400);
+    let plural = |n: i64| if n == 1 { "day" } else { "days" };
     let (class, text) = if days < 0 {
-        ("bad", format!("expired {} days ago", -days))
+        ("bad", format!("expired {} {} ago", -days, plural(-days)))
     } else if days < CERTIFICATE_CRITICAL_DAYS {
-        ("bad", format!("{days} days left"))
+        ("bad", format!("{days} {} left", plural(days)))
     } else if days < CERTIFICATE_WARNING_DAYS {
-        ("warn", format!("{days} days left"))
+        ("warn", format!("{days} {} left", plural(days)))
     } else {
-        ("good", format!("{days} days left"))
+        ("good", format!("{days} {} left", plural(days)))
     };
     let _ = write!(out, "<td><b class=\"{class}\">{text}</b></td>");
 }
@@ -266,8 +286,11 @@ fn human(duration: Duration) -> String {
     let (days, hours, minutes) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60);
     match (days, hours, minutes) {
         (0, 0, 0) => format!("{seconds}s"),
+        (0, 0, m) if seconds % 60 == 0 => format!("{m}m"),
         (0, 0, m) => format!("{m}m {}s", seconds % 60),
+        (0, h, 0) => format!("{h}h"),
         (0, h, m) => format!("{h}h {m}m"),
+        (d, 0, _) => format!("{d}d"),
         (d, h, _) => format!("{d}d {h}h"),
     }
 }
@@ -303,33 +326,35 @@ fn percent_encode(text: &str) -> String {
 
 /// The page's look: a readable table, colour only as a second cue beside the words.
 const STYLE: &str = "\
-body{font:15px/1.4 system-ui,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}\
-header{background:#1d2330;color:#fff;padding:14px 24px}\
-header h1{margin:0;font-size:20px}header .summary{margin:4px 0}\
-header a{color:#9cc3ff;margin-right:14px}\
+body{font:13px/1.3 system-ui,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}\
+header{background:#1d2330;color:#fff;padding:10px 20px}\
+header h1{margin:0 16px 0 0;font-size:18px;display:inline}header .summary{display:inline}\
+header nav{display:inline;margin-left:16px}header a{color:#9cc3ff;margin-right:12px}\
 header b.good{color:#8fe3a0}header b.bad{color:#ff9d9d}\
-table{border-collapse:collapse;margin:16px 24px;background:#fff;\
+table{border-collapse:collapse;margin:12px 20px;background:#fff;\
 box-shadow:0 1px 3px rgba(0,0,0,.15)}\
-th,td{padding:8px 10px;border-bottom:1px solid #e3e6eb;text-align:left;vertical-align:top}\
-th{font-size:12px;text-transform:uppercase;color:#5b6475;background:#eef0f4}\
-td.name{font-weight:600;font-family:ui-monospace,monospace}\
-.owner{font:12px system-ui,sans-serif;color:#5b6475}\
+th,td{padding:5px 8px;border-bottom:1px solid #e3e6eb;text-align:left;vertical-align:top}\
+th{font-size:11px;text-transform:uppercase;color:#5b6475;background:#eef0f4}\
+td.name{font-weight:600;font-family:ui-monospace,monospace;white-space:nowrap}\
+.owner{font:11px system-ui,sans-serif;color:#5b6475}\
 .label{font:11px ui-monospace,monospace;background:#eef0f4;border-radius:3px;padding:0 4px;\
-color:#3d4656;font-weight:400}.contact{font-size:12px;color:#3d4656}\
-.chip{display:inline-block;padding:2px 8px;border-radius:10px;font-family:ui-monospace,monospace;\
-font-weight:600;color:#fff}\
+color:#3d4656;font-weight:400}\
+.chip{display:inline-block;padding:1px 7px;border-radius:9px;font-family:ui-monospace,monospace;\
+font-weight:600;color:#fff;white-space:nowrap}\
 .chip.good{background:#2e8b46}.chip.bad{background:#c0392b}.chip.none{background:#8a93a3}\
-td.meaning{max-width:340px}.detail{color:#5b6475;font-family:ui-monospace,monospace;font-size:13px}\
-q.reply{font-family:ui-monospace,monospace;font-size:12px;color:#5b6475;word-break:break-all}\
-.bar{width:150px;height:10px;background:#e3e6eb;border-radius:5px;overflow:hidden;margin:4px 0}\
+.line{max-width:330px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}\
+.detail{color:#5b6475;font-family:ui-monospace,monospace;font-size:12px}\
+q.reply{font-family:ui-monospace,monospace;font-size:12px;color:#7a4b00}\
+.contact{font-size:12px;color:#3d4656}.small{font-size:12px;white-space:nowrap}\
+.bar{width:110px;height:8px;background:#e3e6eb;border-radius:4px;overflow:hidden;margin:4px 0 2px}\
 .bar span{display:block;height:100%}\
 .bar .good{background:#2e8b46}.bar .warn{background:#e6a23c}.bar .bad{background:#c0392b}\
 b.good{color:#2e8b46}b.warn{color:#b7791f}b.bad{color:#c0392b}.muted{color:#8a93a3}\
-td.strip{white-space:nowrap}\
-.tick{display:inline-block;width:6px;height:16px;margin-right:1px;border-radius:1px}\
+td{white-space:nowrap}td.meaning{white-space:normal}\
+.tick{display:inline-block;width:4px;height:14px;margin-right:1px;border-radius:1px}\
 .tick.good{background:#2e8b46}.tick.bad{background:#c0392b}\
-td.links a{display:block;white-space:nowrap}\
-footer{margin:0 24px 24px;color:#5b6475;font-size:13px;max-width:900px}";
+td.links a{display:block;font-size:12px}\
+footer{margin:0 20px 20px;color:#5b6475;font-size:12px;max-width:900px}";
 
 #[cfg(test)]
 mod tests {
@@ -345,11 +370,58 @@ mod tests {
         assert_eq!(percent_encode("a&b=<c>"), "a%26b%3D%3Cc%3E");
     }
 
+    fn probe(failure: crate::outcome::Failure, last_reply: Option<&str>) -> FinishedProbe {
+        use crate::probe::{Report, TargetReport};
+        let config = crate::config::parse(
+            "connectors:\n  - name: c1\n    smart_hosts: [127.0.0.1]\n",
+            std::path::Path::new("t.yml"),
+        )
+        .expect("config");
+        FinishedProbe {
+            report: Report {
+                connector: config.connectors[0].clone(),
+                outcome: Err(failure),
+                duration: Duration::from_millis(5),
+                targets: vec![TargetReport {
+                    host: "127.0.0.1".into(),
+                    address: None,
+                    outcome: Err(failure),
+                    phases: Vec::new(),
+                    tls: None,
+                    last_reply: last_reply.map(str::to_owned),
+                }],
+            },
+            state: ConnectorState::default(),
+            at: SystemTime::now(),
+        }
+    }
+
+    #[test]
+    fn shows_the_reply_the_probe_failed_on_not_a_later_one() {
+        use crate::outcome::{ConnectFailure, Failure, SmtpFault, SmtpStep};
+        let rcpt = Failure::Smtp(SmtpStep::Rcpt, SmtpFault::Reply(550));
+        // After the refused RCPT the probe said QUIT: its 221 is not the reason.
+        let after_quit = probe(rcpt, Some("221 2.0.0 bye"));
+        assert_eq!(failure_reply(&after_quit).as_deref(), Some("550"));
+        let refused = probe(rcpt, Some("550 5.1.1 no such user"));
+        assert_eq!(
+            failure_reply(&refused).as_deref(),
+            Some("550 5.1.1 no such user")
+        );
+        let no_reply = probe(
+            Failure::Connect(ConnectFailure::Refused),
+            Some("220 left over"),
+        );
+        assert_eq!(failure_reply(&no_reply), None);
+    }
+
     #[test]
     fn durations_read_as_people_write_them() {
         assert_eq!(human(Duration::from_secs(45)), "45s");
         assert_eq!(human(Duration::from_secs(125)), "2m 5s");
         assert_eq!(human(Duration::from_secs(2 * 3600 + 600)), "2h 10m");
+        assert_eq!(human(Duration::from_secs(600)), "10m");
+        assert_eq!(human(Duration::from_secs(86_400 * 2)), "2d");
         assert_eq!(human(Duration::from_secs(86_400 * 3 + 3600 * 4)), "3d 4h");
     }
 }
