@@ -153,11 +153,11 @@ fn main() -> ExitCode {
     match result {
         Ok(report) => {
             println!("{report}");
-            if let Some(path) = out {
-                if let Err(error) = std::fs::write(&path, &report) {
-                    eprintln!("bench: write {}: {error}", path.display());
-                    return ExitCode::FAILURE;
-                }
+            if let Some(path) = out
+                && let Err(error) = std::fs::write(&path, &report)
+            {
+                eprintln!("bench: write {}: {error}", path.display());
+                return ExitCode::FAILURE;
             }
             ExitCode::SUCCESS
         }
@@ -455,7 +455,11 @@ async fn run(plan: &Plan) -> Result<String> {
 
 /// Exporter order in a round: alternate which goes first.
 fn order(round: usize) -> [usize; 2] {
-    if round % 2 == 0 { [0, 1] } else { [1, 0] }
+    if round.is_multiple_of(2) {
+        [0, 1]
+    } else {
+        [1, 0]
+    }
 }
 
 fn ms(d: Duration) -> f64 {

@@ -147,10 +147,10 @@ impl Client {
         let body = if chunked {
             loop {
                 // A chunked body ends with the zero-size chunk; decode once it may be complete.
-                if self.buf[head_end..].ends_with(b"0\r\n\r\n") {
-                    if let Some(body) = dechunk(&self.buf[head_end..])? {
-                        break body;
-                    }
+                if self.buf[head_end..].ends_with(b"0\r\n\r\n")
+                    && let Some(body) = dechunk(&self.buf[head_end..])?
+                {
+                    break body;
                 }
                 if self.buf.len() - head_end > MAX_BODY {
                     bail!("body too long");

@@ -3,7 +3,7 @@
 pub(crate) mod client;
 pub(crate) mod http;
 pub(crate) mod postfix;
-#[path = "../../tests/common/postfix_services.rs"]
+#[path = "../../tests/integration/system/postfix_services.rs"]
 pub(crate) mod postfix_services;
 pub(crate) mod procs;
 pub(crate) mod smtpd;

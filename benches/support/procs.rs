@@ -56,10 +56,9 @@ impl Exporter {
             if let Ok(r) = client
                 .get("/-/healthy", Duration::from_secs(5), Duration::from_secs(2))
                 .await
+                && r.status == 200
             {
-                if r.status == 200 {
-                    return Ok(exporter);
-                }
+                return Ok(exporter);
             }
             if Instant::now() > deadline {
                 bail!("{name} not healthy within 15 s:\n{}", exporter.log_text());

@@ -259,7 +259,7 @@ fn number<T: std::str::FromStr>(text: &str, field: &str) -> Result<T, String> {
 /// Bytes written in hexadecimal.
 fn hex(text: &str) -> Result<Vec<u8>, String> {
     let invalid = || format!("the digest {text:?} is not hexadecimal");
-    if text.len() % 2 != 0 || !text.is_ascii() {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return Err(invalid());
     }
     (0..text.len())

@@ -162,7 +162,7 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Import, ImportError> {
 /// The text of a file in UTF-8 or BOM-marked UTF-16.
 fn decode(bytes: &[u8]) -> Result<String, ImportError> {
     let utf16 = |rest: &[u8], unit: fn([u8; 2]) -> u16| {
-        if rest.len() % 2 != 0 {
+        if !rest.len().is_multiple_of(2) {
             return Err(ImportError::Encoding("UTF-16 with an odd number of bytes"));
         }
         let units = rest.chunks_exact(2).map(|pair| unit([pair[0], pair[1]]));

@@ -149,10 +149,10 @@ pub(super) fn host(text: &str) -> HostVerdict {
     if let Ok(ip) = bare.parse::<IpAddr>() {
         return HostVerdict::Valid(ip.to_string());
     }
-    if let Some((address, prefix)) = bare.split_once('/') {
-        if let (Ok(ip), Ok(_)) = (address.parse::<IpAddr>(), prefix.parse::<u8>()) {
-            return HostVerdict::Range(ip.to_string());
-        }
+    if let Some((address, prefix)) = bare.split_once('/')
+        && let (Ok(ip), Ok(_)) = (address.parse::<IpAddr>(), prefix.parse::<u8>())
+    {
+        return HostVerdict::Range(ip.to_string());
     }
     let name = bare.strip_suffix('.').unwrap_or(bare).to_ascii_lowercase();
     if is_domain_name(&name) {

@@ -58,10 +58,11 @@ impl QueueCache {
         F: Future<Output = Result<Queue, QueueError>>,
     {
         let mut last = self.last.lock().await;
-        if let Some(reading) = last.as_ref() {
-            if reading.taken.elapsed() <= max_age && Arc::ptr_eq(&reading.under, config) {
-                return Some(reading.summary.clone());
-            }
+        if let Some(reading) = last.as_ref()
+            && reading.taken.elapsed() <= max_age
+            && Arc::ptr_eq(&reading.under, config)
+        {
+            return Some(reading.summary.clone());
         }
         match read().await {
             Ok(queue) => {

@@ -267,10 +267,10 @@ impl<'a> Attempt<'a> {
             Some((_, total)) => *total += elapsed,
             None => self.phases.push((phase, elapsed)),
         }
-        if let Some(reply) = session.last_reply() {
-            if self.last_reply.as_deref() != Some(reply) {
-                self.last_reply = Some(reply.to_owned());
-            }
+        if let Some(reply) = session.last_reply()
+            && self.last_reply.as_deref() != Some(reply)
+        {
+            self.last_reply = Some(reply.to_owned());
         }
     }
 

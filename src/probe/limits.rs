@@ -151,12 +151,11 @@ impl Limiter {
     /// Removes the semaphore of `address` when nobody holds or waits for it.
     fn forget_if_idle(&self, address: SocketAddr) {
         let mut map = self.lock();
-        if let Some(semaphore) = map.get(&address) {
-            if Arc::strong_count(semaphore) == 1
-                && semaphore.available_permits() == self.caps.per_address
-            {
-                map.remove(&address);
-            }
+        if let Some(semaphore) = map.get(&address)
+            && Arc::strong_count(semaphore) == 1
+            && semaphore.available_permits() == self.caps.per_address
+        {
+            map.remove(&address);
         }
     }
 

@@ -9,7 +9,9 @@
 //! [`smtp`] and [`tls`] are the protocols underneath; [`limits`] caps the connections opened.
 
 mod attempt;
+pub mod dane;
 pub mod dns;
+pub mod dnssec;
 pub mod limits;
 pub mod mta_sts;
 mod quickack;

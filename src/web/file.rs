@@ -320,16 +320,17 @@ impl Checker<'_> {
                     .to_owned(),
             );
         }
-        if let Some(sans) = &raw.client_allowed_sans {
-            if !sans.value.is_empty() && !client_auth.requires_certificate() {
-                self.problem(
-                    Some(sans.referenced),
-                    "tls_server_config.client_allowed_sans",
-                    "client_allowed_sans needs client_auth_type RequireAnyClientCert or \
+        if let Some(sans) = &raw.client_allowed_sans
+            && !sans.value.is_empty()
+            && !client_auth.requires_certificate()
+        {
+            self.problem(
+                Some(sans.referenced),
+                "tls_server_config.client_allowed_sans",
+                "client_allowed_sans needs client_auth_type RequireAnyClientCert or \
                      RequireAndVerifyClientCert"
-                        .to_owned(),
-                );
-            }
+                    .to_owned(),
+            );
         }
     }
 
@@ -490,19 +491,19 @@ impl Checker<'_> {
                 );
                 continue;
             };
-            if let Some(allowed) = allowed {
-                if !allowed.contains(&value.value.as_str()) {
-                    self.problem(
-                        Some(value.referenced),
-                        &key,
-                        format!(
-                            "invalid value {:?} for {canonical}: expected one of {}",
-                            value.value,
-                            allowed.join(", ")
-                        ),
-                    );
-                    continue;
-                }
+            if let Some(allowed) = allowed
+                && !allowed.contains(&value.value.as_str())
+            {
+                self.problem(
+                    Some(value.referenced),
+                    &key,
+                    format!(
+                        "invalid value {:?} for {canonical}: expected one of {}",
+                        value.value,
+                        allowed.join(", ")
+                    ),
+                );
+                continue;
             }
             match (
                 HeaderName::from_bytes(canonical.as_bytes()),

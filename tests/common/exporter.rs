@@ -1,20 +1,20 @@
-//! The exporter under test, as a child process: the real binary, a YAML config in a temporary
-//! directory, `--web.listen-address 127.0.0.1:0`, and the bound address read from its log line
-//! `... listening ... address=IP:PORT` (logfmt). Killed on drop.
+//! The exporter under test, as a child process, for both tiers: the real binary, a YAML config
+//! in a temporary directory, `--web.listen-address 127.0.0.1:0`, and the bound address read from
+//! its log line `... listening ... address=IP:PORT` (logfmt). Its log is collected (bounded) in
+//! the background; it is killed on drop.
 //!
 //! Also: config builders, and the `probe` / `check-config` subcommands.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::http::{self, Response};
 use super::metrics::Metrics;
-use super::net::Netns;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_mailflow_exporter");
@@ -22,17 +22,35 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_mailflow_exporter");
 /// The `helo_name` every test config sets.
 pub const HELO: &str = "probe.mailflow.test";
 
+/// The most log bytes kept of one exporter (a hostile server must not fill the test's memory).
+const MAX_LOG: usize = 4 << 20;
+
+/// How an exporter is started; kept for `restart`.
+struct Launch {
+    /// Its `--config.file`, if the test gave it a configuration.
+    config_file: Option<PathBuf>,
+    /// A command prefix it runs under (e.g. `ip netns exec NS`), also for `get`; empty: none.
+    prefix: Vec<String>,
+    /// Further arguments: a subcommand, flags.
+    args: Vec<String>,
+    /// Its standard output is left to the caller (`take_stdout`) rather than logged.
+    own_stdout: bool,
+}
+
+/// What an exporter has logged, bounded by `MAX_LOG`.
+#[derive(Default)]
+struct Log {
+    lines: Vec<String>,
+    bytes: usize,
+}
+
 /// A running exporter.
 pub struct Exporter {
     child: Child,
     /// Where it serves HTTP.
     pub addr: SocketAddr,
-    /// The config file it was started with.
-    pub config_file: PathBuf,
-    log: Arc<Mutex<Vec<String>>>,
-    netns: Option<String>,
-    /// Extra command-line arguments, kept for `restart`.
-    args: Vec<String>,
+    launch: Launch,
+    log: Arc<Mutex<Log>>,
     _dir: tempfile::TempDir,
 }
 
@@ -40,46 +58,71 @@ impl Exporter {
     /// Start the exporter on `yaml`; panics (with its output) if it does not log its address
     /// within 30 s.
     pub fn start(yaml: &str) -> Exporter {
-        Exporter::spawn(yaml, None, &[])
+        Exporter::start_with_args(yaml, &[])
     }
 
     /// Start the exporter with extra command-line arguments (e.g. `["--state.file", F]`).
     pub fn start_with_args(yaml: &str, args: &[&str]) -> Exporter {
-        Exporter::spawn(yaml, None, args)
+        Exporter::configured(yaml, Vec::new(), args)
     }
 
-    /// Start the exporter inside a network namespace (scraped with curl from inside it).
-    pub fn start_in(ns: &Netns, yaml: &str) -> Exporter {
-        Exporter::spawn(yaml, Some(ns), &[])
+    /// Start the exporter under a command prefix, e.g. `["ip", "netns", "exec", NS]`; `get` then
+    /// runs curl under the same prefix.
+    pub fn start_under(prefix: &[String], yaml: &str) -> Exporter {
+        Exporter::configured(yaml, prefix.to_vec(), &[])
     }
 
-    fn spawn(yaml: &str, ns: Option<&Netns>, args: &[&str]) -> Exporter {
-        let dir = tempfile::Builder::new()
-            .prefix("mailflow-exporter-")
-            .tempdir()
-            .expect("tempdir");
+    /// Start the exporter with `args` (a subcommand and flags, e.g. `["drill"]`) and no
+    /// configuration of the test's; its standard output is left to `take_stdout`.
+    pub fn start_command(args: &[&str]) -> Exporter {
+        let dir = temp_dir();
+        Exporter::spawn(
+            dir,
+            Launch {
+                config_file: None,
+                prefix: Vec::new(),
+                args: args.iter().map(|a| a.to_string()).collect(),
+                own_stdout: true,
+            },
+        )
+    }
+
+    fn configured(yaml: &str, prefix: Vec<String>, args: &[&str]) -> Exporter {
+        let dir = temp_dir();
         let config_file = dir.path().join("mailflow.yml");
         std::fs::write(&config_file, yaml).expect("write config");
-        let netns = ns.map(|n| n.name.clone());
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (child, rx) = launch(&config_file, netns.as_deref(), &args, &log);
+        Exporter::spawn(
+            dir,
+            Launch {
+                config_file: Some(config_file),
+                prefix,
+                args: args.iter().map(|a| a.to_string()).collect(),
+                own_stdout: false,
+            },
+        )
+    }
+
+    fn spawn(dir: tempfile::TempDir, launch: Launch) -> Exporter {
+        let log = Arc::new(Mutex::new(Log::default()));
+        let (child, rx) = spawn(&launch, &log);
         let mut exporter = Exporter {
             child,
             addr: ([127, 0, 0, 1], 0).into(),
-            config_file,
+            launch,
             log,
-            netns,
-            args,
             _dir: dir,
         };
-        exporter.wait_listening(&rx, yaml);
+        exporter.wait_listening(&rx);
         exporter
     }
 
     /// Wait for the `listening` log line and take the address from it; panics after 30 s or
     /// when the process exits first.
-    fn wait_listening(&mut self, rx: &mpsc::Receiver<SocketAddr>, yaml: &str) {
+    fn wait_listening(&mut self, rx: &mpsc::Receiver<SocketAddr>) {
+        let config = || match &self.launch.config_file {
+            Some(file) => std::fs::read_to_string(file).unwrap_or_default(),
+            None => String::from("(none)"),
+        };
         for _ in 0..300 {
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(addr) => {
@@ -90,7 +133,8 @@ impl Exporter {
                     if let Ok(Some(status)) = self.child.try_wait() {
                         std::thread::sleep(Duration::from_millis(100));
                         panic!(
-                            "the exporter exited ({status}) before listening; config:\n{yaml}\noutput:\n{}",
+                            "the exporter exited ({status}) before listening; config:\n{}\noutput:\n{}",
+                            config(),
                             self.logs()
                         );
                     }
@@ -103,29 +147,37 @@ impl Exporter {
         );
     }
 
+    /// The configuration file it was started with; panics for `start_command`.
+    pub fn config_file(&self) -> &Path {
+        self.launch
+            .config_file
+            .as_deref()
+            .expect("the exporter was started with a configuration")
+    }
+
+    /// Its standard output, once; only for `start_command` (otherwise it goes to the log).
+    pub fn take_stdout(&mut self) -> ChildStdout {
+        self.child
+            .stdout
+            .take()
+            .expect("standard output is taken once, after start_command")
+    }
+
     /// Kill the process with SIGKILL (no graceful shutdown, no final state write) and reap it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
-    /// Start the binary again on the same config file and arguments (after `kill`, or it kills
-    /// the running one first); it listens on a new port. Its log follows the old one's, after a
+    /// Start the binary again the way it was started (after `kill`, or it kills the running one
+    /// first); it listens on a new port. Its log follows the old one's, after a
     /// `--- restarted ---` line.
     pub fn restart(&mut self) {
         self.kill();
-        if let Ok(mut l) = self.log.lock() {
-            l.push("--- restarted ---".to_string());
-        }
-        let (child, rx) = launch(
-            &self.config_file,
-            self.netns.as_deref(),
-            &self.args,
-            &self.log,
-        );
+        push_line(&self.log, "--- restarted ---".to_string());
+        let (child, rx) = spawn(&self.launch, &self.log);
         self.child = child;
-        let yaml = std::fs::read_to_string(&self.config_file).unwrap_or_default();
-        self.wait_listening(&rx, &yaml);
+        self.wait_listening(&rx);
     }
 
     /// The process id of the running binary.
@@ -133,12 +185,17 @@ impl Exporter {
         self.child.id()
     }
 
-    /// Send it a signal with `kill -SIGNAL PID` (e.g. `"HUP"`, `"TERM"`); panics if `kill`
-    /// fails.
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Send it a signal with the shell's `kill -SIGNAL PID` (e.g. `"HUP"`, `"TERM"`; the shell's
+    /// own, so that no procps is needed); panics if `kill` fails.
     pub fn signal(&self, signal: &str) {
-        let pid = self.pid().to_string();
-        let out = Command::new("kill")
-            .args([&format!("-{signal}"), pid.as_str()])
+        let pid = self.pid();
+        let out = Command::new("sh")
+            .args(["-c", &format!("kill -{signal} {pid}")])
             .output()
             .unwrap_or_else(|e| panic!("run kill -{signal} {pid}: {e}"));
         assert!(
@@ -151,28 +208,27 @@ impl Exporter {
     /// Wait (at most `max`) for the process to exit on its own and reap it; its exit status, or
     /// `None` if it is still running.
     pub fn wait_exit(&mut self, max: Duration) -> Option<std::process::ExitStatus> {
-        let start = std::time::Instant::now();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if start.elapsed() > max {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::poll(max, || match self.child.try_wait() {
+            Ok(Some(status)) => Ok(status),
+            _ => Err(()),
+        })
+        .ok()
     }
 
     /// Everything it logged so far.
     pub fn logs(&self) -> String {
-        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
+        self.log
+            .lock()
+            .map(|l| l.lines.join("\n"))
+            .unwrap_or_default()
     }
 
     /// GET `path` with extra headers.
     pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Response {
-        let result = match &self.netns {
-            None => http::get(self.addr, path, headers),
-            Some(ns) => curl_in(ns, self.addr, path, headers),
+        let result = if self.launch.prefix.is_empty() {
+            http::get(self.addr, path, headers)
+        } else {
+            curl_under(&self.launch.prefix, self.addr, path, headers)
         };
         result.unwrap_or_else(|e| panic!("GET {path}: {e}\nexporter output:\n{}", self.logs()))
     }
@@ -187,7 +243,12 @@ impl Exporter {
         self.probe_path(&format!("/probe?connector={connector}"))
     }
 
-    /// GET a probe path, expecting 200, parsed.
+    /// `GET /metrics`, expecting 200, parsed.
+    pub fn metrics(&self) -> Metrics {
+        self.probe_path("/metrics")
+    }
+
+    /// GET a path that answers with metrics (`/probe...`, `/metrics`), expecting 200, parsed.
     pub fn probe_path(&self, path: &str) -> Metrics {
         let r = self.get(path);
         assert_eq!(
@@ -270,52 +331,66 @@ impl Drop for Exporter {
     }
 }
 
-/// Spawn the binary on `config_file` (inside namespace `ns` if given) with extra `args`; its
-/// output lines go to `log`, and the address of its `listening` line to the receiver.
-fn launch(
-    config_file: &Path,
-    ns: Option<&str>,
-    args: &[String],
-    log: &Arc<Mutex<Vec<String>>>,
-) -> (Child, mpsc::Receiver<SocketAddr>) {
-    let mut cmd = match ns {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns, BIN]);
+/// A temporary directory for one exporter's files.
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("mailflow-exporter-")
+        .tempdir()
+        .expect("tempdir")
+}
+
+/// Adds a line to `log`, unless it is full.
+fn push_line(log: &Mutex<Log>, line: String) {
+    let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+    if log.bytes < MAX_LOG {
+        log.bytes += line.len() + 1;
+        log.lines.push(line);
+    }
+}
+
+/// Spawn the binary as `launch` says; its output lines go to `log`, and the address of its
+/// `listening` line to the receiver.
+fn spawn(launch: &Launch, log: &Arc<Mutex<Log>>) -> (Child, mpsc::Receiver<SocketAddr>) {
+    let mut cmd = match launch.prefix.split_first() {
+        Some((program, prefix_args)) => {
+            let mut c = Command::new(program);
+            c.args(prefix_args).arg(BIN);
             c
         }
         None => Command::new(BIN),
     };
-    cmd.arg("--config.file")
-        .arg(config_file)
-        .args([
-            "--web.listen-address",
-            "127.0.0.1:0",
-            "--log.level",
-            "debug",
-        ])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    if let Some(file) = &launch.config_file {
+        cmd.arg("--config.file").arg(file);
+    }
+    cmd.args([
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--log.level",
+        "debug",
+    ])
+    .args(&launch.args)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {BIN}: {e}"));
     let (tx, rx) = mpsc::channel();
-    let out: Box<dyn Read + Send> = Box::new(child.stdout.take().expect("stdout"));
-    let err: Box<dyn Read + Send> = Box::new(child.stderr.take().expect("stderr"));
-    for stream in [out, err] {
+    let mut streams: Vec<Box<dyn Read + Send>> =
+        vec![Box::new(child.stderr.take().expect("stderr"))];
+    if !launch.own_stdout {
+        streams.push(Box::new(child.stdout.take().expect("stdout")));
+    }
+    for stream in streams {
         let log = Arc::clone(log);
         let tx = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines() {
                 let Ok(line) = line else { break };
-                if line.contains("listening") {
-                    if let Some(addr) = address_field(&line) {
-                        let _ = tx.send(addr);
-                    }
+                if line.contains("listening")
+                    && let Some(addr) = address_field(&line)
+                {
+                    let _ = tx.send(addr);
                 }
-                if let Ok(mut l) = log.lock() {
-                    l.push(line);
-                }
+                push_line(&log, line);
             }
         });
     }
@@ -342,14 +417,20 @@ fn address_field(line: &str) -> Option<SocketAddr> {
     None
 }
 
-fn curl_in(
-    ns: &str,
+/// GET over curl run under `prefix` (where `http::get` cannot reach, e.g. inside a network
+/// namespace).
+fn curl_under(
+    prefix: &[String],
     addr: SocketAddr,
     path: &str,
     headers: &[(&str, &str)],
 ) -> std::io::Result<Response> {
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", ns, "curl", "-sS", "-i", "-m", "60"]);
+    let (program, prefix_args) = prefix
+        .split_first()
+        .ok_or_else(|| std::io::Error::other("an empty command prefix"))?;
+    let mut cmd = Command::new(program);
+    cmd.args(prefix_args)
+        .args(["curl", "-sS", "-i", "-m", "60"]);
     for (k, v) in headers {
         cmd.arg("-H").arg(format!("{k}: {v}"));
     }
@@ -386,16 +467,8 @@ pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let start = std::time::Instant::now();
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if !super::eventually(limit, || matches!(child.try_wait(), Ok(Some(_)))) {
+        let _ = child.kill();
     }
     child
         .wait_with_output()
@@ -409,14 +482,13 @@ pub fn write_config(dir: &Path, name: &str, yaml: &str) -> PathBuf {
     path
 }
 
-/// A config: `defaults` with short timeouts and the test HELO name (and, with `dns`, the test
-/// nameserver), then the given connector entries.
-pub fn config(dns: bool, connectors: &[String]) -> String {
+/// A config: `defaults` with short timeouts and the test HELO name (and, given one, a
+/// nameserver `IP:PORT`), then the given connector entries.
+pub fn config(nameserver: Option<&str>, connectors: &[String]) -> String {
     let mut y = format!("defaults:\n  timeout: 3s\n  helo_name: {HELO}\n  queue_expiry: 24h\n");
-    if dns {
+    if let Some(nameserver) = nameserver {
         y.push_str(&format!(
-            "  dns:\n    nameservers: [\"{}\"]\n    timeout: 1s\n",
-            super::dns::dns().nameserver()
+            "  dns:\n    nameservers: [\"{nameserver}\"]\n    timeout: 1s\n"
         ));
     }
     y.push_str("connectors:\n");
@@ -452,7 +524,7 @@ pub fn probe_one(
     phase: &str,
     reason: &str,
 ) -> (Exporter, Metrics) {
-    let e = Exporter::start(&config(false, &[entry]));
+    let e = Exporter::start(&config(None, &[entry]));
     let m = e.expect(name, code, phase, reason);
     (e, m)
 }
@@ -470,12 +542,12 @@ pub fn local_case<'a>(
     (local(name, port, extra), name, outcome)
 }
 
-/// Start one exporter on all the entries (with the test nameserver if `dns`), probe them all at
+/// Start one exporter on all the entries (with `nameserver`, if any), probe them all at
 /// once (`GET /probe` runs the probes concurrently) and assert each outcome.
 #[track_caller]
-pub fn probe_all(dns: bool, cases: &[Case<'_>]) -> (Exporter, Metrics) {
+pub fn probe_all(nameserver: Option<&str>, cases: &[Case<'_>]) -> (Exporter, Metrics) {
     let entries: Vec<String> = cases.iter().map(|(entry, _, _)| entry.clone()).collect();
-    let e = Exporter::start(&config(dns, &entries));
+    let e = Exporter::start(&config(nameserver, &entries));
     let m = e.probe_path("/probe");
     for (_, name, (code, phase, reason)) in cases {
         e.assert_outcome(&m, name, code, phase, reason);

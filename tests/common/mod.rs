@@ -1,46 +1,47 @@
-//! Fixtures shared by the integration tests: certificate builders, a real Postfix, a real DNS
-//! server (dnsmasq), an MTA-STS world (nginx serving policies, dnsmasq their records), scripted
-//! SMTP servers, network helpers (closed ports, a full accept queue,
-//! network namespaces), the exporter process itself, a tiny HTTP client and a parser for the
-//! metrics text.
+//! Fixtures both test tiers share: the exporter process itself (the one launcher), a tiny HTTP
+//! client, a parser for the metrics text, scripted SMTP servers, loopback network helpers
+//! (closed ports, a full accept queue), and the one polling loop.
 //!
-//! Every fixture talks only to loopback addresses or to network namespaces that the tests create.
+//! Nothing here needs root or a program besides the exporter: the hermetic tier
+//! (`tests/hermetic`) uses only these; the system tier (`tests/integration`) adds real Postfix,
+//! dnsmasq, Prometheus and network namespaces in `tests/integration/system`.
+//!
+//! Every fixture talks only to loopback addresses.
 #![allow(dead_code)]
 
-pub mod certs;
-pub mod dns;
 pub mod exporter;
 pub mod http;
 pub mod metrics;
-pub mod mta_sts_world;
 pub mod net;
-pub mod postfix;
-pub mod postfix_services;
-pub mod prometheus;
-pub mod reaper;
 pub mod smtp;
 
-use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-/// A directory that outlives the test binary's statics (removed by the reaper at exit).
-pub fn kept_dir(prefix: &str) -> PathBuf {
-    kept_dir_then(prefix, |_| String::new())
+/// The first pause between two attempts of [`poll`]; it doubles up to [`POLL_MAX_PAUSE`].
+const POLL_FIRST_PAUSE: Duration = Duration::from_millis(20);
+/// The longest pause between two attempts of [`poll`] (spares a server that is asked over HTTP).
+const POLL_MAX_PAUSE: Duration = Duration::from_millis(250);
+
+/// Calls `attempt` until it returns `Ok` or `max` has passed, pausing 20 ms after the first
+/// failure and twice as long after each further one (at most 250 ms); returns the first `Ok`, or
+/// the last `Err` once time is up. `attempt` always runs at least once.
+pub fn poll<T, E>(max: Duration, mut attempt: impl FnMut() -> Result<T, E>) -> Result<T, E> {
+    let start = Instant::now();
+    let mut pause = POLL_FIRST_PAUSE;
+    loop {
+        let error = match attempt() {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        if start.elapsed() >= max {
+            return Err(error);
+        }
+        std::thread::sleep(pause.min(max.saturating_sub(start.elapsed())));
+        pause = (pause * 2).min(POLL_MAX_PAUSE);
+    }
 }
 
-/// Like `kept_dir`, but at exit runs the shell command `before(dir)` first (e.g. stopping the
-/// daemon that lives in it), then removes the directory.
-pub fn kept_dir_then(prefix: &str, before: impl FnOnce(&std::path::Path) -> String) -> PathBuf {
-    let dir = tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir()
-        .expect("create a temporary directory")
-        .keep();
-    let first = before(&dir);
-    let first = if first.is_empty() {
-        String::new()
-    } else {
-        format!("{first}; ")
-    };
-    reaper::on_exit(&format!("{first}rm -rf '{}'", dir.display()));
-    dir
+/// Whether `check` becomes true within `max` (asked as often as [`poll`] asks).
+pub fn eventually(max: Duration, mut check: impl FnMut() -> bool) -> bool {
+    poll(max, || if check() { Ok(()) } else { Err(()) }).is_ok()
 }

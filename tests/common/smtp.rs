@@ -124,16 +124,7 @@ impl Server {
     /// Wait (at most `max`) until a command with this verb has been received; true if it was.
     /// The exporter may answer its scrape before this server's thread has read the last line.
     pub fn wait_for_verb(&self, verb: &str, max: Duration) -> bool {
-        let start = Instant::now();
-        loop {
-            if self.verbs().iter().any(|v| v == verb) {
-                return true;
-            }
-            if start.elapsed() > max {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::eventually(max, || self.verbs().iter().any(|v| v == verb))
     }
 
     /// The received commands' verbs (first word, upper-cased).

@@ -6,11 +6,13 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::certs::certs;
-use crate::common::dns::{self, Record, TYPE_A, TYPE_AAAA, TYPE_MX, dns, query};
 use crate::common::exporter::{combined_output, run_with_timeout};
-use crate::common::net::{FullBacklog, Netns, closed_port};
-use crate::common::postfix::postfix;
+use crate::common::net::{FullBacklog, closed_port};
+use crate::system::certs::certs;
+use crate::system::dns_wire::{Record, TYPE_A, TYPE_AAAA, TYPE_MX, query, query_tcp_rcode};
+use crate::system::dnsmasq::{self, dns};
+use crate::system::netns::Netns;
+use crate::system::postfix::postfix;
 
 /// `openssl s_client` against a Postfix listener; returns its combined output.
 fn s_client(port: u16, extra: &[&str]) -> String {
@@ -231,32 +233,35 @@ fn postfix_plain_listeners_behave() {
 fn dnsmasq_answers_each_situation() {
     let d = dns();
     let t = Duration::from_secs(2);
-    let a = query(d.addr, dns::GOOD, TYPE_A, t).expect("query");
+    let a = query(d.addr, dnsmasq::GOOD, TYPE_A, t).expect("query");
     assert_eq!(
         (a.rcode, a.records.clone()),
         (0, vec![Record::A([127, 0, 0, 1].into())])
     );
-    let a = query(d.addr, dns::GOOD, TYPE_AAAA, t).expect("query");
+    let a = query(d.addr, dnsmasq::GOOD, TYPE_AAAA, t).expect("query");
     assert_eq!((a.rcode, a.records.len()), (0, 0), "no AAAA");
-    let a = query(d.addr, dns::DUAL, TYPE_AAAA, t).expect("query");
+    let a = query(d.addr, dnsmasq::DUAL, TYPE_AAAA, t).expect("query");
     assert_eq!(
         (a.rcode, a.records.clone()),
         (0, vec![Record::Other(TYPE_AAAA)]),
         "AAAA ::1"
     );
-    let a = query(d.addr, dns::NXDOMAIN, TYPE_A, t).expect("query");
+    let a = query(d.addr, dnsmasq::NXDOMAIN, TYPE_A, t).expect("query");
     assert_eq!(a.rcode, 3, "NXDOMAIN");
     for qtype in [TYPE_A, TYPE_AAAA, TYPE_MX] {
-        let a = query(d.addr, dns::NO_RECORDS, qtype, t).expect("query");
+        let a = query(d.addr, dnsmasq::NO_RECORDS, qtype, t).expect("query");
         assert_eq!(
             (a.rcode, a.records.len()),
             (0, 0),
             "NODATA for type {qtype}"
         );
     }
-    let a = query(d.addr, dns::MX_DOMAIN, TYPE_MX, t).expect("query");
-    assert_eq!(a.records, vec![Record::Mx(10, dns::MX_DOMAIN_HOST.into())]);
-    let a = query(d.addr, dns::MX_PREF, TYPE_MX, t).expect("query");
+    let a = query(d.addr, dnsmasq::MX_DOMAIN, TYPE_MX, t).expect("query");
+    assert_eq!(
+        a.records,
+        vec![Record::Mx(10, dnsmasq::MX_DOMAIN_HOST.into())]
+    );
+    let a = query(d.addr, dnsmasq::MX_PREF, TYPE_MX, t).expect("query");
     let mut mx: Vec<Record> = a
         .records
         .into_iter()
@@ -273,28 +278,33 @@ fn dnsmasq_answers_each_situation() {
             Record::Mx(20, "mxb.mf.test".into())
         ]
     );
-    let a = query(d.addr, dns::NULL_MX, TYPE_MX, t).expect("query");
+    let a = query(d.addr, dnsmasq::NULL_MX, TYPE_MX, t).expect("query");
     assert_eq!(
         (a.rcode, a.records.clone()),
         (0, vec![Record::Mx(0, ".".into())]),
         "null MX"
     );
-    let a = query(d.addr, dns::SERVFAIL, TYPE_A, t).expect("query");
+    let a = query(d.addr, dnsmasq::SERVFAIL, TYPE_A, t).expect("query");
     assert_eq!(a.rcode, 2, "SERVFAIL\n{}", d.log());
-    let a = query(d.addr, dns::REFUSED, TYPE_A, t).expect("query");
+    let a = query(d.addr, dnsmasq::REFUSED, TYPE_A, t).expect("query");
     assert_eq!(a.rcode, 5, "REFUSED");
     // The same over TCP, which a resolver may fall back to.
     assert_eq!(
-        dns::query_tcp_rcode(d.addr, dns::SERVFAIL, TYPE_A).expect("tcp"),
+        query_tcp_rcode(d.addr, dnsmasq::SERVFAIL, TYPE_A).expect("tcp"),
         2
     );
     assert_eq!(
-        dns::query_tcp_rcode(d.addr, dns::NXDOMAIN, TYPE_A).expect("tcp"),
+        query_tcp_rcode(d.addr, dnsmasq::NXDOMAIN, TYPE_A).expect("tcp"),
         3
     );
     // The silent nameserver says nothing.
     let start = Instant::now();
-    let err = query(dns::silent(), dns::GOOD, TYPE_A, Duration::from_millis(500));
+    let err = query(
+        dnsmasq::silent(),
+        dnsmasq::GOOD,
+        TYPE_A,
+        Duration::from_millis(500),
+    );
     assert!(
         err.is_err() && start.elapsed() >= Duration::from_millis(450),
         "silent: {err:?}"

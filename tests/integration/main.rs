@@ -1,27 +1,28 @@
-//! Black-box integration tests of mailflow_exporter, gathered into one test binary: each test
-//! starts the real binary on a config in a temporary directory, scrapes it over HTTP and asserts
-//! on the metrics, against fixture servers on loopback (`tests/common`): a real Postfix, a real
-//! DNS server (dnsmasq), scripted SMTP servers, closed ports, a full accept queue and network
-//! namespaces.
+//! The system tier: black-box tests of mailflow_exporter against the real things it meets in
+//! production, gathered into one test binary. Each test starts the real binary (the one launcher
+//! in `tests/common/exporter.rs`) and checks what it serves against a real Postfix (a receiving
+//! server with TLS, and a sender whose queue the exporter reads), a real DNS server (dnsmasq),
+//! Prometheus and promtool, and network namespaces (`system/`).
 //!
-//! Needs root (Postfix, network namespaces, ports 53 and 443 on loopback) and the Debian packages
-//! postfix, dnsmasq, nginx, iproute2, curl, openssl and prometheus (promtool).
+//! Needs root (Postfix, network namespaces) and the Debian packages postfix, dnsmasq-base,
+//! prometheus, nginx, iproute2, curl and openssl: `scripts/install-deps` installs them, `scripts/test`
+//! runs this tier. Built only with the cargo feature `system-tests`, so that a plain
+//! `cargo test` (the hermetic tier) runs anywhere:
+//! `cargo test --features system-tests --test integration`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "../common/mod.rs"]
 mod common;
+mod system;
 
-mod cli;
+mod dnssec;
 mod fixtures;
-mod http_api;
-mod load;
+mod monitoring;
 mod mta_sts;
-mod probe_connect;
+mod paging;
+mod postfix_queue;
 mod probe_dns;
-mod probe_smtp;
 mod probe_tls;
+mod probe_unreachable;
 mod prometheus_e2e;
-mod reload;
 mod sharding;
-mod shutdown;
-mod state_file;

@@ -22,7 +22,7 @@ use rustls::pki_types::CertificateDer;
 use tokio::time::Instant;
 
 use crate::common::exporter::{combined_output, run_with_timeout};
-use crate::common::mta_sts_world::{self as sts, MtaStsWorld, world};
+use crate::system::mta_sts_world::{self as sts, MtaStsWorld, world};
 
 /// A resolver asking only `nameserver`, as a connector with `dns.nameservers` would.
 fn resolver(nameserver: SocketAddr) -> TokioResolver {

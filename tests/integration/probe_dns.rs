@@ -1,11 +1,11 @@
-//! DNS against a real dnsmasq (see `common::dns` for what it really answers).
+//! DNS against a real dnsmasq (see `system::dnsmasq` for what it really answers).
 
 use std::time::{Duration, Instant};
 
-use crate::common::dns::{self, dns};
 use crate::common::exporter::{connector, probe_all};
 use crate::common::metrics::Metrics;
 use crate::common::smtp::{Dialogue, Server};
+use crate::system::dnsmasq::{self, dns};
 
 fn smart_host(name: &str, host: &str, port: u16) -> String {
     let hosts = format!("[{host}]");
@@ -37,7 +37,10 @@ fn mx(name: &str, domain: &str, port: u16) -> String {
 /// Probe one connector with the test nameserver and assert its outcome.
 #[track_caller]
 fn check(entry: String, name: &str, code: &str, phase: &str, reason: &str) -> Metrics {
-    let (_e, m) = probe_all(true, &[(entry, name, (code, phase, reason))]);
+    let (_e, m) = probe_all(
+        Some(&dns().nameserver()),
+        &[(entry, name, (code, phase, reason))],
+    );
     assert!(dns().running(), "dnsmasq died");
     m
 }
@@ -46,7 +49,7 @@ fn check(entry: String, name: &str, code: &str, phase: &str, reason: &str) -> Me
 fn resolvable_smart_host_is_ok() {
     let s = Server::dialogue(Dialogue::default());
     let m = check(
-        smart_host("dnsok", dns::GOOD, s.port()),
+        smart_host("dnsok", dnsmasq::GOOD, s.port()),
         "dnsok",
         "ok",
         "",
@@ -57,7 +60,7 @@ fn resolvable_smart_host_is_ok() {
             "mailflow_target_status",
             &[
                 ("connector", "dnsok"),
-                ("host", dns::GOOD),
+                ("host", dnsmasq::GOOD),
                 ("address", "127.0.0.1"),
                 ("code", "ok")
             ]
@@ -83,15 +86,15 @@ fn dns_error_responses_are_4_4_312() {
         (entry(name, host, port), name, ("4.4.312", "dns", reason))
     };
     probe_all(
-        true,
+        Some(&dns().nameserver()),
         &[
-            row("nx", smart_host, dns::NXDOMAIN, s.port(), "nxdomain"),
-            row("sf", smart_host, dns::SERVFAIL, 25, "servfail"),
-            row("ref", smart_host, dns::REFUSED, 25, "refused"),
+            row("nx", smart_host, dnsmasq::NXDOMAIN, s.port(), "nxdomain"),
+            row("sf", smart_host, dnsmasq::SERVFAIL, 25, "servfail"),
+            row("ref", smart_host, dnsmasq::REFUSED, 25, "refused"),
             // A name that exists without A/AAAA records; a domain without MX and addresses.
-            row("norec", smart_host, dns::NO_RECORDS, 25, "no_records"),
-            row("mxnorec", mx, dns::NO_RECORDS, 25, "no_records"),
-            row("nullmx", mx, dns::NULL_MX, 25, "null_mx"),
+            row("norec", smart_host, dnsmasq::NO_RECORDS, 25, "no_records"),
+            row("mxnorec", mx, dnsmasq::NO_RECORDS, 25, "no_records"),
+            row("nullmx", mx, dnsmasq::NULL_MX, 25, "null_mx"),
         ],
     );
     assert!(dns().running(), "dnsmasq died");
@@ -100,8 +103,8 @@ fn dns_error_responses_are_4_4_312() {
 
 #[test]
 fn silent_nameserver_is_4_4_312_timeout() {
-    let silent = dns::silent().to_string();
-    let mut entry = smart_host("dnsto", dns::GOOD, 25);
+    let silent = dnsmasq::silent().to_string();
+    let mut entry = smart_host("dnsto", dnsmasq::GOOD, 25);
     entry.push_str(&format!(
         "    dns:\n      nameservers: [\"{silent}\"]\n      timeout: 1s\n"
     ));
@@ -118,13 +121,19 @@ fn silent_nameserver_is_4_4_312_timeout() {
 #[test]
 fn mx_domain_is_ok_via_its_exchange() {
     let s = Server::dialogue(Dialogue::default());
-    let m = check(mx("mxok", dns::MX_DOMAIN, s.port()), "mxok", "ok", "", "");
+    let m = check(
+        mx("mxok", dnsmasq::MX_DOMAIN, s.port()),
+        "mxok",
+        "ok",
+        "",
+        "",
+    );
     assert_eq!(
         m.value(
             "mailflow_target_success",
             &[
                 ("connector", "mxok"),
-                ("host", dns::MX_DOMAIN_HOST),
+                ("host", dnsmasq::MX_DOMAIN_HOST),
                 ("address", "127.0.0.1")
             ]
         ),
@@ -139,7 +148,7 @@ fn domain_without_mx_falls_back_to_its_address() {
     // RFC 5321 5.1: no MX, but an A record: the domain itself is the implicit MX.
     let s = Server::dialogue(Dialogue::default());
     check(
-        mx("implicitmx", dns::GOOD, s.port()),
+        mx("implicitmx", dnsmasq::GOOD, s.port()),
         "implicitmx",
         "ok",
         "",
@@ -154,7 +163,7 @@ fn mx_preference_decides_the_connector_code() {
     // dnsmasq lists them in either order; the lower preference must win.
     let s = Server::greeting_421_on("127.0.0.4");
     let m = check(
-        mx("mxpref", dns::MX_PREF, s.port()),
+        mx("mxpref", dnsmasq::MX_PREF, s.port()),
         "mxpref",
         "4.4.316",
         "connect",
@@ -174,7 +183,7 @@ fn every_address_of_a_name_is_probed() {
     // dual.mf.test has A 127.0.0.1 (a healthy server) and AAAA ::1 (nothing listens there).
     let s = Server::dialogue(Dialogue::default());
     let m = check(
-        smart_host("dual", dns::DUAL, s.port()),
+        smart_host("dual", dnsmasq::DUAL, s.port()),
         "dual",
         "ok",
         "",
@@ -195,7 +204,7 @@ fn every_address_of_a_name_is_probed() {
     assert_eq!(
         m.all(
             "mailflow_target_success",
-            &[("connector", "dual"), ("host", dns::DUAL)]
+            &[("connector", "dual"), ("host", dnsmasq::DUAL)]
         )
         .len(),
         2,

@@ -1,11 +1,11 @@
 //! STARTTLS, implicit TLS and certificate checks against a real Postfix, under every
 //! `tls_settings` value.
 
-use crate::common::certs::{Leaf, certs};
-use crate::common::dns;
 use crate::common::exporter::{connector, probe_all, tail};
 use crate::common::metrics::Metrics;
-use crate::common::postfix::{postfix, postfix_connector};
+use crate::system::certs::{Leaf, certs};
+use crate::system::dnsmasq::{self, dns};
+use crate::system::postfix::{postfix, postfix_connector};
 
 /// One connector of a table, and what its probe must show.
 struct Case {
@@ -70,7 +70,7 @@ fn run(cases: Vec<Case>) -> Metrics {
         .iter()
         .map(|c| (c.entry.clone(), c.name, c.outcome))
         .collect();
-    let (_e, m) = probe_all(true, &expected);
+    let (_e, m) = probe_all(Some(&dns().nameserver()), &expected);
     for case in &cases {
         if case.tls13 {
             if !m.text.contains("mailflow_tls_info") {
@@ -172,7 +172,7 @@ fn valid_certificate_under_every_tls_setting() {
     let by_name = connector(
         "v_host",
         &[
-            ("smart_hosts", &format!("[{}]", dns::MX_HOST)),
+            ("smart_hosts", &format!("[{}]", dnsmasq::MX_HOST)),
             ("port", &port),
             ("tls_settings", "domain_validation"),
             ("ca_file", &ca),

@@ -14,13 +14,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::common::dns;
 use crate::common::exporter::{Exporter, config, connector, local, tail};
 use crate::common::http;
 use crate::common::net::{FullBacklog, closed_port};
-use crate::common::postfix::postfix_connector;
-use crate::common::prometheus::Prometheus;
+use crate::common::poll;
 use crate::common::smtp::{Dialogue, Server};
+use crate::system::dnsmasq::{self, dns};
+use crate::system::postfix::postfix_connector;
+use crate::system::prometheus::Prometheus;
 
 /// The `for:` every rule gets in the fast copy.
 const FAST_FOR: &str = "2s";
@@ -55,7 +56,8 @@ fn read(path: &str) -> String {
 
 /// The shipped rules, made reachable within seconds by plain string replacement on the text:
 /// - every `for: <duration>` line becomes `for: 2s`;
-/// - the 1 h threshold of the queue-age warning, `>= 3600`, becomes `>= 2`.
+/// - the 1 h threshold of the queue-age warning, `mailflow_queue_age_seconds >= 3600`, becomes
+///   `>= 2` (the Postfix queue alert's hour stays: it needs a real queue).
 ///
 /// The other thresholds are reached by the fixtures themselves: a connector with a 3 s retry
 /// window passes 75 % and 100 % of it, and an expired certificate has less than 14 (and 3) days.
@@ -76,12 +78,13 @@ fn fast_rules(shipped: &str) -> String {
     }
     assert!(fors > 0, "no `for:` line in the shipped rules");
     let text = out.join("\n") + "\n";
+    let warning = "mailflow_queue_age_seconds >= 3600";
     assert_eq!(
-        text.matches(">= 3600").count(),
+        text.matches(warning).count(),
         1,
-        "the 1 h queue-age threshold `>= 3600` should appear once in the shipped rules"
+        "the 1 h queue-age threshold `{warning}` should appear once in the shipped rules"
     );
-    text.replace(">= 3600", ">= 2")
+    text.replace(warning, "mailflow_queue_age_seconds >= 2")
 }
 
 /// The shipped Prometheus configuration (read as YAML), kept as it is (jobs, `metrics_path`,
@@ -161,20 +164,14 @@ fn wait_for(
     what: &str,
     deadline: Instant,
     context: &dyn Fn() -> String,
-    mut check: impl FnMut() -> Result<(), String>,
+    check: impl FnMut() -> Result<(), String>,
 ) {
-    loop {
-        let last = match check() {
-            Ok(()) => return,
-            Err(e) => e,
-        };
-        if Instant::now() > deadline {
-            panic!(
-                "{what}: still not so after {DEADLINE:?}:\n{last}\n{}",
-                context()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(250));
+    let left = deadline.saturating_duration_since(Instant::now());
+    if let Err(last) = poll(left, check) {
+        panic!(
+            "{what}: still not so after {DEADLINE:?}:\n{last}\n{}",
+            context()
+        );
     }
 }
 
@@ -444,7 +441,7 @@ fn real_prometheus_discovers_scrapes_and_alerts() {
     let pair = Server::dialogue(Dialogue::default());
     let full = FullBacklog::new();
     let pair_port = pair.port().to_string();
-    let nxdomain = format!("[{}]", dns::NXDOMAIN);
+    let nxdomain = format!("[{}]", dnsmasq::NXDOMAIN);
     let healthy_port = healthy.port().to_string();
     let none = [("tls_settings", "none")];
     let entries = [
@@ -486,7 +483,7 @@ fn real_prometheus_discovers_scrapes_and_alerts() {
     std::fs::write(&queue_file, postqueue_json(now - QUEUED_AGE)).expect("write the queue");
     let yaml = format!(
         "{}postfix_queue:\n  command: [cat, \"{}\"]\n",
-        config(true, &entries),
+        config(Some(&dns().nameserver()), &entries),
         queue_file.display()
     );
     let e = Exporter::start(&yaml);
@@ -497,7 +494,7 @@ fn real_prometheus_discovers_scrapes_and_alerts() {
 
     // A configuration reload that fails: the old configuration keeps running, and
     // mailflow_config_last_reload_successful drops to 0.
-    std::fs::write(&e.config_file, "connectors: [ this is not valid\n").expect("break config");
+    std::fs::write(e.config_file(), "connectors: [ this is not valid\n").expect("break config");
     let r = http::request(e.addr, "POST", "/-/reload", &[]).expect("POST /-/reload");
     assert_ne!(
         r.status, 200,

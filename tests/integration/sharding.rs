@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::exporter::{Exporter, config, local, tail};
-use crate::common::prometheus::Prometheus;
+use crate::common::poll;
 use crate::common::smtp::{Dialogue, Server};
+use crate::system::prometheus::Prometheus;
 
 /// How many connectors the exporter has.
 const CONNECTORS: usize = 12;
@@ -180,7 +181,7 @@ fn two_prometheus_servers_split_the_connectors_with_the_shipped_hashmod_example(
         .iter()
         .map(|n| local(n, healthy.port(), &[("tls_settings", "none")]))
         .collect();
-    let e = Exporter::start(&config(false, &entries));
+    let e = Exporter::start(&config(None, &entries));
     let all: BTreeSet<String> = names.iter().cloned().collect();
 
     let shipped_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/prometheus.yml");
@@ -217,17 +218,14 @@ fn two_prometheus_servers_split_the_connectors_with_the_shipped_hashmod_example(
 
     let mut shares = Vec::new();
     for (shard, p) in servers.iter().enumerate() {
-        let share = loop {
-            match share_of(p, e.addr, &all) {
-                Ok(share) => break share,
-                Err(err) if Instant::now() > deadline => panic!(
-                    "Prometheus {shard}: not every target of its share scraped after \
-                     {DEADLINE:?}: {err}\n{}",
-                    context()
-                ),
-                Err(_) => std::thread::sleep(Duration::from_millis(250)),
-            }
-        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let share = poll(left, || share_of(p, e.addr, &all)).unwrap_or_else(|err| {
+            panic!(
+                "Prometheus {shard}: not every target of its share scraped after \
+                 {DEADLINE:?}: {err}\n{}",
+                context()
+            )
+        });
         assert_eq!(share.discovered, all, "Prometheus {shard} discovers all");
         assert!(
             !share.kept.is_empty(),
