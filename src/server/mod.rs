@@ -208,7 +208,36 @@ async fn connection(
     gate: Arc<Gate>,
     watcher: Watcher,
 ) {
-    let _open = exporter.metrics().http_connection_opened();
+    let metrics = exporter.clone();
+    let _open = metrics.metrics().http_connection_opened();
+    // Nothing is allocated for a connection (buffers, TLS state) before its client sends
+    // something: a flood of idle connections costs a socket and a small task each, and leaves
+    // no scattered buffers behind in the allocator once it is over.
+    // (`readable()` may wake at once on a new socket; a peek waits for a byte.)
+    match tokio::time::timeout(HEADER_READ_TIMEOUT, stream.peek(&mut [0u8; 1])).await {
+        Ok(Ok(0)) => return,
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => {
+            tracing::debug!(peer = %peer, error = %error, "connection failed before a request");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(peer = %peer, "connection idle past the header timeout: closed");
+            return;
+        }
+    }
+    // Boxed: the idle task above stays small; the state of TLS and HTTP is allocated now.
+    Box::pin(handshake_and_serve(stream, peer, exporter, gate, watcher)).await;
+}
+
+/// The TLS handshake when configured, then HTTP/1.1 or HTTP/2 as negotiated.
+async fn handshake_and_serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    exporter: Arc<Exporter>,
+    gate: Arc<Gate>,
+    watcher: Watcher,
+) {
     let Some(acceptor) = exporter.web().tls_acceptor() else {
         return serve_http(stream, peer, false, &exporter, gate, watcher).await;
     };
