@@ -5,7 +5,7 @@
 //! 503 and closed at once, without waiting for its request; a request past `--web.max-requests`
 //! or the web configuration's `rate_limit` is answered 503 or 429. Health checks pass through
 //! both, and need no credentials. [`budget`] shares the open-files limit between those caps and
-//! the probes; [`listen`] binds the listeners or takes them from systemd; [`status`] renders the
+//! the probes; [`listen`] binds the listeners or takes them from systemd; `status` renders the
 //! status page.
 
 pub mod budget;

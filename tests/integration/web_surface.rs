@@ -54,7 +54,11 @@ fn promtool_accepts_the_metrics_page() {
     assert_eq!(exporter.get("/nowhere").status, 404);
     let metrics = exporter.get("/metrics");
     assert_eq!(metrics.status, 200);
-    assert!(metrics.body.contains("\nprocess_open_fds "), "{}", metrics.body);
+    assert!(
+        metrics.body.contains("\nprocess_open_fds "),
+        "{}",
+        metrics.body
+    );
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -71,7 +75,10 @@ fn promtool_accepts_the_metrics_page() {
         .expect("write");
     let out = promtool.wait_with_output().expect("promtool");
     let said = combined_output(&out);
-    assert!(out.status.success() && said.trim().is_empty(), "promtool:\n{said}");
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool:\n{said}"
+    );
 }
 
 #[test]
@@ -102,7 +109,8 @@ fn systemd_socket_activation_serves_every_passed_socket() {
         assert!(ready.is_ok(), "no answer on socket-activated port {port}");
         let sd = http::get(address, "/sd", &[]).expect("sd");
         assert!(
-            sd.body.contains(&format!("\"targets\":[\"127.0.0.1:{port}\"]")),
+            sd.body
+                .contains(&format!("\"targets\":[\"127.0.0.1:{port}\"]")),
             "{}",
             sd.body
         );
@@ -144,7 +152,9 @@ fn an_idle_flood_under_1024_open_files_fails_no_probe_and_leaves_no_memory_behin
     );
     let pid = exporter.pid();
     assert!(
-        exporter.logs().contains("max_connections=128 max_requests=128"),
+        exporter
+            .logs()
+            .contains("max_connections=128 max_requests=128"),
         "the caps are fitted to 1024 descriptors beside 512 probe connections:\n{}",
         exporter.logs()
     );
@@ -165,13 +175,19 @@ fn an_idle_flood_under_1024_open_files_fails_no_probe_and_leaves_no_memory_behin
             });
             // The probes have started (their server has connections) when the flood comes.
             let started = crate::common::poll(Duration::from_secs(20), || {
-                (smtp.connections() >= round * PROBED / 2).then_some(()).ok_or(())
+                (smtp.connections() >= round * PROBED / 2)
+                    .then_some(())
+                    .ok_or(())
             });
             assert!(started.is_ok(), "the probes did not start");
             let flood: Vec<TcpStream> = (0..FLOOD)
                 .filter_map(|_| TcpStream::connect(exporter.addr).ok())
                 .collect();
-            assert_eq!(flood.len(), FLOOD, "every flood connection is accepted or answered");
+            assert_eq!(
+                flood.len(),
+                FLOOD,
+                "every flood connection is accepted or answered"
+            );
             std::thread::sleep(Duration::from_millis(500));
             let during = rss_mib(pid);
             let fds = open_fds(pid);
@@ -189,7 +205,10 @@ fn an_idle_flood_under_1024_open_files_fails_no_probe_and_leaves_no_memory_behin
             .lines()
             .filter(|l| l.starts_with("mailflow_probe_success{") && l.ends_with(" 0"))
             .collect();
-        assert!(failing.is_empty(), "probes failed during the flood: {failing:?}");
+        assert!(
+            failing.is_empty(),
+            "probes failed during the flood: {failing:?}"
+        );
         assert_eq!(
             probed
                 .body
@@ -207,7 +226,9 @@ fn an_idle_flood_under_1024_open_files_fails_no_probe_and_leaves_no_memory_behin
         })
         .expect("the exporter serves again after the flood");
         assert!(
-            metrics.body.contains("\nmailflow_exporter_http_connections_rejected_total "),
+            metrics
+                .body
+                .contains("\nmailflow_exporter_http_connections_rejected_total "),
             "{}",
             metrics.body
         );
