@@ -336,6 +336,21 @@ local describe(what, causes, todo) =
               "probe the connector by hand to see which check fails and replace the certificate before anyone tightens the connector's TLS settings; if the server belongs to a partner, tell the partner.",
             ),
           ),
+          comment(|||
+            An address that delivers only in plain text: its TLS handshake fails and the connector,
+            being opportunistic, falls back as a sending server does.
+          |||) + alert(
+            'MailflowTlsFallback',
+            'mailflow_tls_fallback == 1',
+            '15m',
+            'warning',
+            connector + ' delivers to {{ $labels.address }} without encryption',
+            describe(
+              'Address {{ $labels.address }} of connector {{ $labels.connector }} offers STARTTLS but its TLS handshake fails, so mail is delivered in plain text over a second connection, as a sending server does under opportunistic TLS. Mail to it crosses the network unencrypted today, and the day the connector requires TLS (or the destination publishes MTA-STS or DANE) delivery stops with 4.4.317.',
+              'a server that speaks only TLS 1.0 or 1.1, which Exchange Online never sends with, or a broken TLS setup on the server (no usable certificate or cipher, a middlebox that breaks the handshake).',
+              'run mailflow_exporter probe on the connector: it says why the handshake failed (tls_version, with the version the server offered when it said, or tls_handshake); then enable TLS 1.2 or later on the server or repair its TLS setup; if the server belongs to a partner, tell the partner.',
+            ),
+          ),
         ],
       },
 
@@ -369,8 +384,23 @@ local describe(what, causes, todo) =
             'Probes of connector {{ $labels.connector }} are not running',
             describe(
               'Prometheus has failed to scrape /probe for connector {{ $labels.connector }} on {{ $labels.instance }} for at least 5 minutes, so nothing is known about the connector right now and its code alerts cannot fire. This is not a delivery failure: a failing connector still answers the scrape with metrics.',
-              "the probe outlives the scrape timeout, the connector was renamed or removed from the exporter's configuration while service discovery still lists it, or the exporter is overloaded.",
+              "the probe outlives the scrape timeout, the connector was renamed or removed from the exporter's configuration while service discovery still lists it, or the exporter is overloaded (a probe that got no connection slot answers 503; see MailflowProbesThrottled).",
               "read the scrape error on Prometheus' Targets page, fetch the probe URL by hand, and compare the connector names in service discovery with the exporter's configuration.",
+            ),
+          ),
+          comment(|||
+            A probe that the exporter's own connection caps (--probe.max-connections*) kept from
+            running is no connector failure: it fails its scrape and is counted here.
+          |||) + alert(
+            'MailflowProbesThrottled',
+            'increase(mailflow_exporter_probe_slot_timeouts_total{%s}[15m]) > 0' % config.exporterSelector,
+            '5m',
+            'warning',
+            'mailflow_exporter at {{ $labels.instance }} cannot run the probes of connector {{ $labels.connector }}',
+            describe(
+              'Probes of connector {{ $labels.connector }} on the exporter at {{ $labels.instance }} found no free connection before their deadline ({{ $value | printf "%.0f" }} in the last 15 minutes), so they did not run. This says nothing about the connector: its code and counters stay as they were, and its scrapes fail instead.',
+              'more probes of one mail server at once than --probe.max-connections-per-address allows (several connectors on one smart host, several Prometheus servers scraping the same connectors, or short scrape intervals), or more probes in all than --probe.max-connections allows.',
+              'raise the cap the exporter log names, spread the scrapes of connectors that share a server (longer intervals, fewer Prometheus servers probing the same connector), or shard the connectors over more exporters.',
             ),
           ),
           alert(

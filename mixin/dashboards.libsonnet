@@ -381,28 +381,43 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
       columns=['connector', 'address', 'version', 'cipher'],
       hidden=labelsNotShown + ['Value'],
     ),
+    stateTimeline(
+      'Plain-text fallback',
+      "Addresses that deliver only after their TLS handshake failed, in plain text over a second connection (opportunistic TLS, as a sending server does). Mail to them is not encrypted today, and they fail with 4.4.317 the day the connector requires TLS. Absent where TLS works or is not offered.",
+      grid(0, 68, 24, 6),
+      [query('A', perConnector('mailflow_tls_fallback'), '{{connector}} {{address}}')],
+      'encrypted',
+      'plain text',
+    ) + {
+      fieldConfig+: {
+        defaults+: {
+          thresholds: steps([['green', null], ['orange', 1]]),
+          mappings: binaryMapping(['encrypted', 'green'], ['plain text', 'orange']),
+        },
+      },
+    },
 
-    row('Probe timing', 68),
+    row('Probe timing', 74),
     timeseries(
       'Phase timings',
       'How long each phase of the latest probe took (for the preferred successful address).',
-      grid(0, 69, 12, 8),
+      grid(0, 75, 12, 8),
       [query('A', perConnector('mailflow_probe_phase_duration_seconds'), '{{connector}} {{phase}}')],
       's',
     ),
     timeseries(
       'Probe duration',
       'The whole probe, all addresses included.',
-      grid(12, 69, 12, 8),
+      grid(12, 75, 12, 8),
       [query('A', perConnector('mailflow_probe_duration_seconds'), '{{connector}}')],
       's',
     ),
 
-    row('Exporter health', 77),
+    row('Exporter health', 83),
     table(
       'Exporter build',
       'Version and revision of each running exporter.',
-      grid(0, 78, 8, 6),
+      grid(0, 84, 8, 6),
       query('A', 'mailflow_exporter_build_info', '__auto', instant=true, table=true),
       columns=['instance', 'version', 'revision'],
       hidden=['Time', 'Value', '__name__'],
@@ -411,7 +426,7 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
       'stat',
       'Configuration reload',
       'Whether the last configuration reload succeeded, and when one last did.',
-      grid(8, 78, 8, 6),
+      grid(8, 84, 8, 6),
       [
         query('A', 'mailflow_config_last_reload_successful', '{{instance}} last reload', instant=true),
         query('B', 'mailflow_config_last_reload_success_timestamp_seconds * 1000', '{{instance}} last good reload', instant=true),
@@ -447,13 +462,25 @@ local labelsNotShown = ['Time', 'job', 'instance', '__name__'];
     stateTimeline(
       'Scrapes',
       'Whether Prometheus reaches the exporter (/metrics) and each connector\'s probe (/probe).',
-      grid(16, 78, 8, 6),
+      grid(16, 84, 8, 6),
       [
         query('A', 'up{%s}' % config.exporterSelector, 'exporter {{instance}}'),
         query('B', 'up{%s, connector=~"$connector"}' % config.probeSelector, 'probe {{connector}}'),
       ],
       'down',
       'up',
+    ),
+    timeseries(
+      'Probes not run',
+      "Probes that found no free connection before their deadline (--probe.max-connections and --probe.max-connections-per-address), per connector. They are no connector failure: their scrapes fail instead (HTTP 503).",
+      grid(0, 90, 24, 6),
+      [query(
+        'A',
+        'sum by (connector) (increase(mailflow_exporter_probe_slot_timeouts_total{%s, connector=~"$connector"}[$__rate_interval]))' % config.exporterSelector,
+        '{{connector}}',
+      )],
+      'short',
+      bars=true,
     ),
   ],
 

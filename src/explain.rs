@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::ConnectorType;
 use crate::metrics::unix_seconds;
-use crate::outcome::{Code, code_of};
+use crate::outcome::{Code, Failure, OldTlsVersion, TlsFailure, code_of};
 use crate::probe::tls::CertificateFacts;
 use crate::probe::{Report, TargetReport};
 
@@ -132,11 +132,34 @@ fn render_target(out: &mut String, target: &TargetReport, now: SystemTime) {
     if let Some(reply) = &target.last_reply {
         let _ = writeln!(out, "    last reply: {reply}");
     }
+    if let Err(Failure::Tls(TlsFailure::Version(offered))) = &target.outcome {
+        let _ = writeln!(out, "    tls versions: {}", version_mismatch(*offered));
+    }
+    if let Some(failure) = target.tls_fallback {
+        let _ = writeln!(
+            out,
+            "    tls fallback: the TLS handshake failed ({}); the exchange was held again \
+             without TLS over a new connection, as a sending server does under opportunistic TLS",
+            failure.reason()
+        );
+        if let TlsFailure::Version(offered) = failure {
+            let _ = writeln!(out, "    tls versions: {}", version_mismatch(offered));
+        }
+    }
     if let Some(tls) = &target.tls {
         let _ = writeln!(out, "    tls: {} {}", tls.version, tls.cipher);
         if let Some(certificate) = &tls.certificate {
             render_certificate(out, certificate, now);
         }
+    }
+}
+
+/// What a server that shares no TLS version with the probe offered, for people.
+fn version_mismatch(offered: Option<OldTlsVersion>) -> String {
+    let speaks = "the probe, like Exchange Online, speaks only TLS 1.2 and 1.3";
+    match offered {
+        Some(version) => format!("the server offered {version}; {speaks}"),
+        None => format!("the server refused TLS 1.2 and 1.3; {speaks}"),
     }
 }
 
@@ -202,6 +225,58 @@ fn relative_days(seconds: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::parse;
+    use crate::outcome::{OldTlsVersion, Phase};
+    use std::path::Path;
+
+    /// A report of connector `c` whose one address ended in `outcome` after `tls_fallback`.
+    fn report(outcome: crate::outcome::Outcome, tls_fallback: Option<TlsFailure>) -> Report {
+        let yaml = "connectors:\n  - name: c\n    smart_hosts: [127.0.0.1]\n";
+        let config = parse(yaml, Path::new("t.yml")).expect("config");
+        Report {
+            connector: config.connectors[0].clone(),
+            outcome,
+            duration: Duration::from_millis(3),
+            targets: vec![TargetReport {
+                host: "127.0.0.1".into(),
+                address: Some("127.0.0.1".parse().expect("ip")),
+                outcome,
+                phases: vec![(Phase::Tls, Duration::from_millis(1))],
+                tls: None,
+                last_reply: None,
+                tls_fallback,
+            }],
+        }
+    }
+
+    #[test]
+    fn says_which_version_a_server_offered() {
+        let old = TlsFailure::Version(Some(OldTlsVersion::Tls10));
+        let text = render(&report(Err(Failure::Tls(old)), None), SystemTime::now());
+        assert!(text.contains("4.4.317"), "{text}");
+        assert!(text.contains("(tls: tls_version)"), "{text}");
+        assert!(text.contains("the server offered TLS 1.0"), "{text}");
+        let refused = TlsFailure::Version(None);
+        let text = render(&report(Err(Failure::Tls(refused)), None), SystemTime::now());
+        assert!(
+            text.contains("the server refused TLS 1.2 and 1.3"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn says_when_an_address_delivered_after_falling_back_to_plain_text() {
+        let old = TlsFailure::Version(Some(OldTlsVersion::Tls11));
+        let text = render(&report(Ok(()), Some(old)), SystemTime::now());
+        assert!(text.starts_with("connector c: ok"), "{text}");
+        assert!(
+            text.contains("tls fallback: the TLS handshake failed (tls_version)"),
+            "{text}"
+        );
+        assert!(text.contains("the server offered TLS 1.1"), "{text}");
+        let text = render(&report(Ok(()), None), SystemTime::now());
+        assert!(!text.contains("fallback"), "{text}");
+    }
 
     #[test]
     fn every_failure_names_whom_to_contact_by_who_runs_the_connector() {

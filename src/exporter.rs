@@ -18,7 +18,7 @@ use crate::metrics::{Format, OwnMetrics, ProbeActivity};
 use crate::postfix::{QueueCache, QueueSummary};
 use crate::probe::limits::{ConnectionCaps, Limiter};
 use crate::probe::tls::TlsContext;
-use crate::probe::{Engine, EngineError, Report};
+use crate::probe::{Engine, EngineError, Report, Throttled};
 use crate::state::saver::StateSaver;
 use crate::state::{ConnectorState, State};
 use crate::web::{WebConfig, WebConfigError};
@@ -55,6 +55,11 @@ pub struct FinishedProbe {
     /// When the probe finished.
     pub at: SystemTime,
 }
+
+/// What a scrape gets for one connector: its finished probe, or word that the exporter's own
+/// connection caps kept the probe from running (no finding about the connector, which keeps its
+/// state; the scrape fails instead).
+pub type Probed = Result<Arc<FinishedProbe>, Throttled>;
 
 /// Why a configuration could not be (re)loaded.
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +104,7 @@ pub struct Exporter {
     /// The exporter's own metrics.
     metrics: OwnMetrics,
     /// Probes running now, shared by the scrapes that come meanwhile.
-    in_flight: Arc<InFlight<Engine, Option<Arc<FinishedProbe>>>>,
+    in_flight: Arc<InFlight<Engine, Option<Probed>>>,
     /// The last finished probe of every configured connector probed since start, for the status
     /// page and the explanation (each one is kept anyway until its scrapes are answered).
     last_probes: Mutex<HashMap<String, Arc<FinishedProbe>>>,
@@ -173,6 +178,8 @@ impl Exporter {
             Ok((loaded, web)) => {
                 *self.web.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(web);
                 self.state.retain(connector_names(&loaded.config));
+                self.metrics
+                    .retain_connectors(connector_names(&loaded.config));
                 self.state_changed();
                 let names: std::collections::HashSet<&str> =
                     connector_names(&loaded.config).collect();
@@ -236,28 +243,19 @@ impl Exporter {
     /// probes are doing now, and the Postfix queue (a reading younger than `queue_max_age`) when
     /// one is configured.
     pub async fn own_metrics(&self, format: Format, queue_max_age: Duration) -> String {
-        let slots = self.limiter.slot_counts();
         self.metrics.observe_probes(ProbeActivity {
             in_flight: self.in_flight.running(),
-            slot_waits: slots.waits,
-            slot_timeouts: slots.timeouts,
+            slot_waits: self.limiter.slot_waits(),
         });
         let queue = self.postfix_queue(queue_max_age).await;
         let loaded = self.loaded();
-        let connectors = connector_names(&loaded.config);
-        self.metrics.encode(
-            format,
-            queue.as_deref().map(|summary| (summary, connectors)),
-        )
+        self.metrics
+            .encode(format, &loaded.config, queue.as_deref())
     }
 
     /// Probes `connector` by `deadline`, joining a probe of it already in flight when that one
     /// ends in time. `None` for an unknown connector (and then nothing is sent anywhere).
-    pub async fn probe(
-        self: &Arc<Self>,
-        connector: &str,
-        deadline: Instant,
-    ) -> Option<Arc<FinishedProbe>> {
+    pub async fn probe(self: &Arc<Self>, connector: &str, deadline: Instant) -> Option<Probed> {
         let loaded = self.loaded();
         if !loaded.engine.has(connector) {
             return None;
@@ -275,13 +273,13 @@ impl Exporter {
     /// At most as many connectors are in progress at once as probes may hold connections, so
     /// that a scrape of thousands of connectors does not keep thousands of waiting probes (each
     /// a few KiB) in memory; the results come back in configuration order.
-    pub async fn probe_all(self: &Arc<Self>, deadline: Instant) -> Vec<Arc<FinishedProbe>> {
+    pub async fn probe_all(self: &Arc<Self>, deadline: Instant) -> Vec<Probed> {
         let loaded = self.loaded();
         let names: Vec<(usize, String)> = connector_names(&loaded.config)
             .map(str::to_owned)
             .enumerate()
             .collect();
-        let mut probed: Vec<(usize, Arc<FinishedProbe>)> = stream::iter(names)
+        let mut probed: Vec<(usize, Probed)> = stream::iter(names)
             .map(|(index, name)| async move {
                 self.probe(&name, deadline)
                     .await
@@ -295,14 +293,21 @@ impl Exporter {
         probed.into_iter().map(|(_, probed)| probed).collect()
     }
 
-    /// Probes `connector` with `engine` and records the outcome in its state.
+    /// Probes `connector` with `engine` and records the outcome in its state; a probe that the
+    /// connection caps kept from running is only counted, in the exporter's own metrics.
     async fn run_probe(
         self: Arc<Self>,
         engine: Arc<Engine>,
         connector: String,
         deadline: Instant,
-    ) -> Option<Arc<FinishedProbe>> {
-        let report = engine.probe(&connector, deadline).await?;
+    ) -> Option<Probed> {
+        let report = match engine.probe(&connector, deadline).await? {
+            Ok(report) => report,
+            Err(throttled) => {
+                self.metrics.probe_throttled(&connector);
+                return Some(Err(throttled));
+            }
+        };
         let at = SystemTime::now();
         // A connector that a reload removed meanwhile keeps no state: it would come back.
         let configured = self.loaded().engine.has(&connector);
@@ -320,7 +325,7 @@ impl Exporter {
         if configured {
             self.lock_last_probes().insert(connector, finished.clone());
         }
-        Some(finished)
+        Some(Ok(finished))
     }
 
     /// The last probes. A panic while holding the lock cannot leave the map half-updated, so a
@@ -333,7 +338,7 @@ impl Exporter {
 
     /// The probes in flight, for the tests that watch them.
     #[cfg(test)]
-    pub(crate) fn in_flight(&self) -> &InFlight<Engine, Option<Arc<FinishedProbe>>> {
+    pub(crate) fn in_flight(&self) -> &InFlight<Engine, Option<Probed>> {
         &self.in_flight
     }
 

@@ -5,7 +5,8 @@
 //! - [`config`] reads the YAML file into validated connectors;
 //! - [`probe`] walks a connector phase by phase (DNS, connect, greeting, EHLO, STARTTLS, TLS,
 //!   envelope, QUIT) on every address and reports what each showed, in the vocabulary of
-//!   [`outcome`];
+//!   [`outcome`], whose failures are typed per layer and mapped to codes exhaustively; beside the
+//!   dialogue it holds DNSSEC-validated lookups and TLSA matching (DANE) and MTA-STS policies;
 //! - [`exporter`] holds the running configuration and its engine (swapped whole on reload) and
 //!   probes under it: [`inflight`] lets concurrent scrapes share one probe, each outcome is
 //!   recorded in [`state`] (counters, streaks, queue age), which [`state::file`] keeps across

@@ -309,10 +309,18 @@ async fn probe_once(cli: &Cli, connector: &str) -> anyhow::Result<ExitCode> {
         );
     };
     let deadline = tokio::time::Instant::now() + found.timeout;
-    let report = engine
+    let report = match engine
         .probe(connector, deadline)
         .await
-        .context("the connector disappeared")?;
+        .context("the connector disappeared")?
+    {
+        Ok(report) => report,
+        Err(throttled) => bail!(
+            "the probe did not run: no connection slot for {} before the deadline \
+             (see --probe.max-connections and --probe.max-connections-per-address)",
+            throttled.no_slot.address
+        ),
+    };
     print!("{}", explain::render(&report, SystemTime::now()));
     Ok(if report.outcome.is_ok() {
         ExitCode::SUCCESS

@@ -1,8 +1,9 @@
 //! The exporter's own metrics, served on `/metrics`: the standard `process_*` family, its build,
-//! its configuration loads, its readings of the Postfix queue, the work of its probes (in flight,
-//! waiting for a connection slot) and of its HTTP server (requests by handler and status,
-//! connections). They are kept in prometheus-client's atomic gauges and counters, updated as
-//! things happen, and written by the one exposition writer.
+//! its configuration loads, the work of its probes (in flight, waiting for a connection slot, and
+//! those its own connection caps kept from running), of its HTTP server (requests by handler and
+//! status, connections), and its readings of the Postfix queue (only when one is configured).
+//! They are kept in prometheus-client's atomic gauges and counters, updated as things happen, and
+//! written by the one exposition writer.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
@@ -10,14 +11,14 @@ use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
 use hyper::StatusCode;
-
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 
+use crate::config::Config;
 use crate::postfix::{QueueReadFailure, QueueSummary, UNMATCHED};
 use crate::state::unix_seconds;
 
-use super::labels::{BuildLabels, HttpRequestLabels, NoLabels, QueueReadLabels};
+use super::labels::{BuildLabels, ConnectorLabels, HttpRequestLabels, NoLabels, QueueReadLabels};
 use super::postfix::write_queue;
 use super::process::ProcessSample;
 use super::text::{Exposition, Family, Format, flag};
@@ -57,6 +58,11 @@ const RELOAD_SUCCESS_TIMESTAMP: Family<NoLabels> = Family::gauge(
     "mailflow_config_last_reload_success_timestamp_seconds",
     "When the configuration was last loaded successfully.",
 );
+const PROBE_SLOT_TIMEOUTS: Family<ConnectorLabels<'static>> = Family::counter(
+    "mailflow_exporter_probe_slot_timeouts",
+    "Probes of the connector that did not run: no connection slot came free before the deadline \
+     (--probe.max-connections*). Not a connector failure.",
+);
 const QUEUE_READ_SUCCESS: Family<NoLabels> = Family::gauge(
     "mailflow_postfix_queue_read_success",
     "1 if the last reading of the Postfix queue worked.",
@@ -66,6 +72,9 @@ const QUEUE_READ_FAILURES: Family<QueueReadLabels> = Family::counter(
     "Readings of the Postfix queue that failed, by reason.",
 );
 
+/// A gauge holding an `f64`.
+type FloatGauge = Gauge<f64, AtomicU64>;
+
 const PROBES_IN_FLIGHT: Family<NoLabels> = Family::gauge(
     "mailflow_exporter_probes_in_flight",
     "Probes running now (concurrent scrapes of one connector share one).",
@@ -74,11 +83,6 @@ const PROBE_SLOT_WAITS: Family<NoLabels> = Family::counter(
     "mailflow_exporter_probe_slot_waits",
     "Connections of probes that had to wait for a slot under --probe.max-connections or \
      --probe.max-connections-per-address.",
-);
-const PROBE_SLOT_TIMEOUTS: Family<NoLabels> = Family::counter(
-    "mailflow_exporter_probe_slot_timeouts",
-    "Connections of probes that got no slot before the probe's deadline: the exporter's own \
-     caps held them back.",
 );
 const HTTP_REQUESTS: Family<HttpRequestLabels> = Family::counter(
     "mailflow_exporter_http_requests",
@@ -101,9 +105,6 @@ const HTTP_CONNECTIONS_REJECTED: Family<NoLabels> = Family::counter(
     "mailflow_exporter_http_connections_rejected",
     "HTTP connections turned away (503) because the connection cap was reached.",
 );
-
-/// A gauge holding an `f64`.
-type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// The handlers HTTP requests are counted by: a bounded set, whatever path a client asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -167,8 +168,6 @@ pub struct ProbeActivity {
     pub in_flight: usize,
     /// Connections that waited for a slot, since start.
     pub slot_waits: u64,
-    /// Connections that got no slot before their deadline, since start.
-    pub slot_timeouts: u64,
 }
 
 /// The HTTP server's counts.
@@ -198,6 +197,9 @@ pub struct OwnMetrics {
     queue_read_success: FloatGauge,
     /// Failed readings of the Postfix queue, indexed like [`QueueReadFailure::ALL`].
     queue_read_failures: [Counter; QueueReadFailure::ALL.len()],
+    /// Probes that the connection caps kept from running, by connector (those with none are
+    /// absent here and written as 0).
+    probe_slot_timeouts: Mutex<BTreeMap<String, u64>>,
     /// What the probes were doing at the last look.
     probes: Mutex<ProbeActivity>,
     /// The HTTP server's counts.
@@ -211,6 +213,30 @@ impl OwnMetrics {
         if successful {
             self.reload_success_timestamp.set(unix_seconds(now));
         }
+    }
+
+    /// Counts a probe of `connector` that got no connection slot before its deadline.
+    pub fn probe_throttled(&self, connector: &str) {
+        let mut counts = self.slot_timeouts();
+        match counts.get_mut(connector) {
+            Some(count) => *count += 1,
+            None => {
+                counts.insert(connector.to_owned(), 1);
+            }
+        }
+    }
+
+    /// Forgets the counts of connectors that are no longer configured (after a reload).
+    pub fn retain_connectors<'a>(&self, connectors: impl IntoIterator<Item = &'a str>) {
+        let keep: std::collections::HashSet<&str> = connectors.into_iter().collect();
+        self.slot_timeouts()
+            .retain(|name, _| keep.contains(name.as_str()));
+    }
+
+    fn slot_timeouts(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
+        self.probe_slot_timeouts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Records a reading of the Postfix queue: `Err` carries the kind of failure.
@@ -261,13 +287,10 @@ impl OwnMetrics {
         self.http.connections_rejected.inc();
     }
 
-    /// The exposition in `format`, with the Postfix queue of `connectors` (plus the unmatched
-    /// messages) when a reading is given.
-    pub fn encode<'a>(
-        &self,
-        format: Format,
-        queue: Option<(&QueueSummary, impl Iterator<Item = &'a str> + Clone)>,
-    ) -> String {
+    /// The exposition in `format` for the connectors of `config`; the Postfix queue series only
+    /// when `config` reads a queue, with its counts per connector (plus the unmatched messages)
+    /// when a `queue` reading is given.
+    pub fn encode(&self, format: Format, config: &Config, queue: Option<&QueueSummary>) -> String {
         let mut exposition = Exposition::new(format, 4096);
         match ProcessSample::read() {
             Ok(process) => write_process(&mut exposition, &process),
@@ -284,6 +307,21 @@ impl OwnMetrics {
         exposition
             .family(&RELOAD_SUCCESS_TIMESTAMP)
             .sample(NoLabels, self.reload_success_timestamp.get());
+        {
+            let counts = self.slot_timeouts();
+            let mut samples = exposition.family(&PROBE_SLOT_TIMEOUTS);
+            for connector in &config.connectors {
+                let count = counts.get(&connector.name).copied().unwrap_or(0);
+                let labels = ConnectorLabels {
+                    connector: &connector.name,
+                };
+                samples.sample(labels, count as f64);
+            }
+        }
+        self.write_activity(&mut exposition);
+        if config.postfix_queue.is_none() {
+            return exposition.finish();
+        }
         exposition
             .family(&QUEUE_READ_SUCCESS)
             .sample(NoLabels, self.queue_read_success.get());
@@ -300,8 +338,8 @@ impl OwnMetrics {
                 samples.sample(QueueReadLabels { reason }, count as f64);
             }
         }
-        self.write_activity(&mut exposition);
-        if let Some((summary, connectors)) = queue {
+        if let Some(summary) = queue {
+            let connectors = config.connectors.iter().map(|c| c.name.as_str());
             write_queue(&mut exposition, summary, connectors.chain([UNMATCHED]));
         }
         exposition.finish()
@@ -316,9 +354,6 @@ impl OwnMetrics {
         exposition
             .family(&PROBE_SLOT_WAITS)
             .sample(NoLabels, probes.slot_waits as f64);
-        exposition
-            .family(&PROBE_SLOT_TIMEOUTS)
-            .sample(NoLabels, probes.slot_timeouts as f64);
         let http = &self.http;
         let requests = http
             .requests
@@ -384,15 +419,28 @@ impl Drop for InFlightGuard<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::parse;
+    use std::path::Path;
     use std::time::Duration;
+
+    /// A configuration with connectors `a` and `b`, reading a Postfix queue when `queue`.
+    fn config(queue: bool) -> Config {
+        let mut yaml = "connectors:\n  - name: a\n    smart_hosts: [127.0.0.1]\n  \
+                        - name: b\n    smart_hosts: [127.0.0.1]\n"
+            .to_owned();
+        if queue {
+            yaml.push_str("postfix_queue:\n  command: [postqueue, -j]\n");
+        }
+        parse(&yaml, Path::new("t.yml")).expect("config")
+    }
 
     #[test]
     fn writes_reloads_and_queue_failures_as_they_happen() {
         let metrics = OwnMetrics::default();
+        let config = config(true);
         metrics.config_loaded(true, SystemTime::UNIX_EPOCH + Duration::from_secs(100));
         metrics.config_loaded(false, SystemTime::UNIX_EPOCH + Duration::from_secs(200));
-        let no_queue = None::<(&QueueSummary, std::iter::Empty<&str>)>;
-        let text = metrics.encode(Format::Text, no_queue.clone());
+        let text = metrics.encode(Format::Text, &config, None);
         for line in [
             "mailflow_config_last_reload_successful 0",
             "mailflow_config_last_reload_success_timestamp_seconds 100",
@@ -408,19 +456,15 @@ mod tests {
         metrics.queue_read(Err(QueueReadFailure::Timeout));
         metrics.queue_read(Err(QueueReadFailure::Timeout));
         metrics.queue_read(Err(QueueReadFailure::NotFound));
-        let text = metrics.encode(Format::OpenMetrics, no_queue);
-        assert!(text.contains(
-            "\n# HELP mailflow_postfix_queue_read_failures Readings of the Postfix queue that failed, by reason.\n\
+        let text = metrics.encode(Format::OpenMetrics, &config, None);
+        assert!(text.ends_with(
+            "# HELP mailflow_postfix_queue_read_failures Readings of the Postfix queue that failed, by reason.\n\
              # TYPE mailflow_postfix_queue_read_failures counter\n\
              mailflow_postfix_queue_read_failures_total{reason=\"not_found\"} 1\n\
-             mailflow_postfix_queue_read_failures_total{reason=\"timeout\"} 2\n#"
+             mailflow_postfix_queue_read_failures_total{reason=\"timeout\"} 2\n# EOF\n"
         ), "{text}");
-        assert!(text.ends_with("\n# EOF\n"));
         metrics.queue_read(Ok(()));
-        let text = metrics.encode(
-            Format::Text,
-            None::<(&QueueSummary, std::iter::Empty<&str>)>,
-        );
+        let text = metrics.encode(Format::Text, &config, None);
         assert!(text.contains("\nmailflow_postfix_queue_read_success 1\n"));
         assert!(text.contains("# TYPE mailflow_postfix_queue_read_failures_total counter\n"));
     }
@@ -431,7 +475,6 @@ mod tests {
         metrics.observe_probes(ProbeActivity {
             in_flight: 3,
             slot_waits: 5,
-            slot_timeouts: 2,
         });
         metrics.http_request(HttpHandler::of("/probe"), StatusCode::OK);
         metrics.http_request(HttpHandler::of("/probe"), StatusCode::OK);
@@ -439,16 +482,12 @@ mod tests {
         metrics.http_connections_max(128);
         metrics.http_connection_rejected();
         let opened = metrics.http_connection_opened();
-        let text = metrics.encode(
-            Format::Text,
-            None::<(&QueueSummary, std::iter::Empty<&str>)>,
-        );
+        let text = metrics.encode(Format::Text, &config(false), None);
         for line in [
             "# TYPE process_cpu_seconds_total counter",
             "# TYPE process_resident_memory_bytes gauge",
             "mailflow_exporter_probes_in_flight 3",
             "mailflow_exporter_probe_slot_waits_total 5",
-            "mailflow_exporter_probe_slot_timeouts_total 2",
             "mailflow_exporter_http_requests_total{handler=\"/probe\",code=\"200\"} 2",
             "mailflow_exporter_http_requests_total{handler=\"other\",code=\"404\"} 1",
             "mailflow_exporter_http_connections 1",
@@ -458,10 +497,7 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }
         drop(opened);
-        let text = metrics.encode(
-            Format::Text,
-            None::<(&QueueSummary, std::iter::Empty<&str>)>,
-        );
+        let text = metrics.encode(Format::Text, &config(false), None);
         assert!(
             text.lines()
                 .any(|l| l == "mailflow_exporter_http_connections 0")
@@ -469,9 +505,19 @@ mod tests {
     }
 
     #[test]
+    fn no_queue_series_without_a_configured_queue() {
+        let metrics = OwnMetrics::default();
+        metrics.queue_read(Err(QueueReadFailure::Timeout));
+        let summary = QueueSummary::default();
+        let text = metrics.encode(Format::Text, &config(false), Some(&summary));
+        assert!(!text.contains("mailflow_postfix_queue"), "{text}");
+        assert!(text.contains("mailflow_config_last_reload_successful"));
+    }
+
+    #[test]
     fn writes_the_queue_of_every_connector_and_the_unmatched() {
         let summary = QueueSummary::default();
-        let text = OwnMetrics::default().encode(Format::Text, Some((&summary, ["a"].into_iter())));
+        let text = OwnMetrics::default().encode(Format::Text, &config(true), Some(&summary));
         for line in [
             "mailflow_postfix_queue_messages{connector=\"a\",code=\"4.4.316\"} 0",
             "mailflow_postfix_queue_messages{connector=\"(unmatched)\",code=\"other\"} 0",
@@ -480,5 +526,30 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }
         assert!(!text.contains("code=\"ok\""));
+    }
+
+    #[test]
+    fn counts_probes_without_a_slot_per_connector_from_zero() {
+        let metrics = OwnMetrics::default();
+        let config = config(false);
+        let count = |text: &str, connector: &str| {
+            let prefix = format!(
+                "mailflow_exporter_probe_slot_timeouts_total{{connector=\"{connector}\"}} "
+            );
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()).map(str::to_owned))
+        };
+        let text = metrics.encode(Format::Text, &config, None);
+        assert_eq!(count(&text, "a").as_deref(), Some("0"), "{text}");
+        assert_eq!(count(&text, "b").as_deref(), Some("0"), "{text}");
+        metrics.probe_throttled("a");
+        metrics.probe_throttled("a");
+        let text = metrics.encode(Format::Text, &config, None);
+        assert_eq!(count(&text, "a").as_deref(), Some("2"), "{text}");
+        assert_eq!(count(&text, "b").as_deref(), Some("0"), "{text}");
+        // A connector that a reload removed is forgotten.
+        metrics.retain_connectors(["b"]);
+        let text = metrics.encode(Format::Text, &config, None);
+        assert_eq!(count(&text, "a").as_deref(), Some("0"), "{text}");
     }
 }

@@ -47,6 +47,10 @@ const TARGET_STATUS: Family<TargetCodeLabels<'static>> = Family::gauge(
 );
 const TLS_INFO: Family<TlsLabels<'static>> =
     Family::gauge("mailflow_tls_info", "1 where TLS was negotiated");
+const TLS_FALLBACK: Family<AddressLabels<'static>> = Family::gauge(
+    "mailflow_tls_fallback",
+    "1 where the TLS handshake failed under opportunistic and the exchange completed without TLS",
+);
 const CERTIFICATE_NOT_AFTER: Family<CertificateLabels<'static>> = Family::gauge(
     "mailflow_certificate_not_after_timestamp_seconds",
     "When the server's leaf certificate expires",
@@ -186,6 +190,18 @@ impl<'a> ProbeMetrics<'a> {
                 tls_info.sample(labels, 1.0);
             }
         });
+        // Like mailflow_tls_info, only where it is 1: an address shows one or the other when its
+        // STARTTLS was answered under opportunistic TLS.
+        let mut tls_fallback = exposition.family(&TLS_FALLBACK);
+        self.each_target(|p, t, address| {
+            if t.tls_fallback.is_some() && t.outcome.is_ok() {
+                let labels = AddressLabels {
+                    connector: name(p),
+                    address,
+                };
+                tls_fallback.sample(labels, 1.0);
+            }
+        });
     }
 
     fn write_certificates(&self, exposition: &mut Exposition) {
@@ -282,13 +298,21 @@ fn connector(p: &FinishedProbe) -> ConnectorLabels<'_> {
 mod tests {
     use super::*;
     use crate::config::parse;
-    use crate::outcome::{Failure, Phase, SmtpFault, SmtpStep};
+    use crate::outcome::{Failure, Phase, SmtpFault, SmtpStep, TlsFailure};
     use crate::probe::Report;
     use crate::state::ConnectorState;
     use std::path::Path;
     use std::time::{Duration, SystemTime};
 
     fn finished(outcome: crate::outcome::Outcome, state: ConnectorState) -> Arc<FinishedProbe> {
+        finished_with(outcome, state, None)
+    }
+
+    fn finished_with(
+        outcome: crate::outcome::Outcome,
+        state: ConnectorState,
+        tls_fallback: Option<TlsFailure>,
+    ) -> Arc<FinishedProbe> {
         let config = parse(
             "connectors:\n  - name: c1\n    smart_hosts: [127.0.0.1]\n",
             Path::new("t.yml"),
@@ -305,6 +329,7 @@ mod tests {
                 phases: vec![(Phase::Connect, Duration::from_millis(1))],
                 tls: None,
                 last_reply: None,
+                tls_fallback,
             }],
         };
         Arc::new(FinishedProbe {
@@ -356,5 +381,26 @@ mod tests {
         assert!(text.contains("mailflow_last_success_timestamp_seconds{connector=\"c1\"} 100\n"));
         assert!(text.contains("# TYPE mailflow_probes counter\nmailflow_probes_total{"));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn a_plain_text_fallback_shows_where_it_delivered() {
+        let fallback = Some(TlsFailure::Handshake);
+        let probes = [finished_with(Ok(()), ConnectorState::default(), fallback)];
+        let text = ProbeMetrics::new(&probes, None).encode(Format::Text);
+        assert!(
+            text.contains("\nmailflow_tls_fallback{connector=\"c1\",address=\"127.0.0.1\"} 1\n"),
+            "{text}"
+        );
+        // A fallback that did not deliver is the failure it ended in; no TLS at all, nothing.
+        let failure = Failure::Smtp(SmtpStep::Greeting, SmtpFault::Reply(554));
+        for probe in [
+            finished_with(Err(failure), ConnectorState::default(), fallback),
+            finished(Ok(()), ConnectorState::default()),
+        ] {
+            let text = ProbeMetrics::new(&[probe], None).encode(Format::Text);
+            assert!(text.contains("# TYPE mailflow_tls_fallback gauge\n"));
+            assert!(!text.contains("mailflow_tls_fallback{"), "{text}");
+        }
     }
 }

@@ -288,7 +288,12 @@ impl StarttlsFailure {
 /// Why TLS failed: the handshake, or the certificate checks the connector asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TlsFailure {
-    /// The handshake failed for a reason that is not the certificate (ciphers, alerts, garbage).
+    /// The server and the probe share no TLS version: the server speaks only versions older
+    /// than TLS 1.2, which Exchange Online never sends with. Carries the version the server's
+    /// ServerHello offered, when it sent one (a server may refuse with an alert instead).
+    Version(Option<OldTlsVersion>),
+    /// The handshake failed for another reason that is not the certificate (ciphers, alerts,
+    /// garbage).
     Handshake,
     /// The connection broke off, or the server fell silent, during the handshake.
     Broken(Breakdown),
@@ -300,7 +305,7 @@ impl TlsFailure {
     /// The mail flow code of this failure.
     pub fn code(self) -> Code {
         match self {
-            TlsFailure::Handshake => Code::CannotConnect,
+            TlsFailure::Version(_) | TlsFailure::Handshake => Code::CannotConnect,
             TlsFailure::Broken(breakdown) => breakdown.code(),
             TlsFailure::Certificate(failure) => failure.code(),
         }
@@ -309,10 +314,39 @@ impl TlsFailure {
     /// The label value of this failure.
     pub fn reason(self) -> Reason {
         match self {
+            TlsFailure::Version(_) => Reason::TlsVersion,
             TlsFailure::Handshake => Reason::TlsHandshake,
             TlsFailure::Broken(breakdown) => breakdown.reason(),
             TlsFailure::Certificate(failure) => failure.reason(),
         }
+    }
+}
+
+/// A TLS version older than the ones the probe speaks (TLS 1.2 and 1.3), as a server offered it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OldTlsVersion {
+    /// SSL 3.0.
+    Ssl3,
+    /// TLS 1.0.
+    Tls10,
+    /// TLS 1.1.
+    Tls11,
+}
+
+impl OldTlsVersion {
+    /// The version's name, for people (never a label value).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OldTlsVersion::Ssl3 => "SSL 3.0",
+            OldTlsVersion::Tls10 => "TLS 1.0",
+            OldTlsVersion::Tls11 => "TLS 1.1",
+        }
+    }
+}
+
+impl std::fmt::Display for OldTlsVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -413,6 +447,18 @@ mod tests {
                 Starttls(StarttlsFailure::Rejected(Some(454))),
                 "starttls",
                 "starttls_rejected",
+                "4.4.317",
+            ),
+            (
+                Tls(TlsFailure::Version(Some(OldTlsVersion::Tls10))),
+                "tls",
+                "tls_version",
+                "4.4.317",
+            ),
+            (
+                Tls(TlsFailure::Version(None)),
+                "tls",
+                "tls_version",
                 "4.4.317",
             ),
             (

@@ -7,8 +7,8 @@ mod failure;
 use std::fmt;
 
 pub use failure::{
-    Breakdown, CertificateFailure, ConnectFailure, DnsFailure, Failure, SmtpFault, SmtpStep,
-    StarttlsFailure, TlsFailure,
+    Breakdown, CertificateFailure, ConnectFailure, DnsFailure, Failure, OldTlsVersion, SmtpFault,
+    SmtpStep, StarttlsFailure, TlsFailure,
 };
 
 /// A mail flow outcome code, as Microsoft 365 names connector delivery failures.
@@ -213,7 +213,9 @@ pub enum Reason {
     StarttlsNotOffered,
     /// STARTTLS was answered with something other than 220.
     StarttlsRejected,
-    /// The TLS handshake failed for a reason other than the certificate.
+    /// The server and the probe share no TLS version (the server speaks only TLS 1.0/1.1).
+    TlsVersion,
+    /// The TLS handshake failed for another reason that is not the certificate.
     TlsHandshake,
     /// The certificate has expired.
     CertExpired,
@@ -248,6 +250,7 @@ impl Reason {
             Reason::Reply5xx => "reply_5xx",
             Reason::StarttlsNotOffered => "starttls_not_offered",
             Reason::StarttlsRejected => "starttls_rejected",
+            Reason::TlsVersion => "tls_version",
             Reason::TlsHandshake => "tls_handshake",
             Reason::CertExpired => "cert_expired",
             Reason::CertNotYetValid => "cert_not_yet_valid",

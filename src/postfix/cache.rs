@@ -177,10 +177,7 @@ mod tests {
             })
             .await;
         assert!(failed.is_none());
-        let text = metrics.encode(
-            Format::Text,
-            None::<(&QueueSummary, std::iter::Empty<&str>)>,
-        );
+        let text = metrics.encode(Format::Text, &config, None);
         assert!(
             text.contains("\nmailflow_postfix_queue_read_success 0\n"),
             "{text}"

@@ -2,6 +2,10 @@
 //! EHLO (HELO fallback), STARTTLS (or implicit TLS), TLS and certificate checks, EHLO again,
 //! optional MAIL FROM / RCPT TO then RSET, and QUIT. The first failure ends the dialogue; every
 //! step runs against the one deadline of the probe.
+//!
+//! Under `opportunistic`, a TLS handshake that fails after STARTTLS is not the end: a sending
+//! server (Postfix at `may`, Exchange Online) then holds the same dialogue again over a new
+//! connection, without TLS, and so does the probe.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -14,10 +18,12 @@ use tokio_rustls::client::TlsStream;
 
 use crate::config::{Connector, Host, TlsSettings};
 use crate::outcome::{
-    ConnectFailure, Failure, Outcome, Phase, SmtpFault, SmtpStep, StarttlsFailure, TlsFailure,
+    Breakdown, ConnectFailure, Failure, Outcome, Phase, SmtpFault, SmtpStep, StarttlsFailure,
+    TlsFailure,
 };
 
-use super::limits::Permit;
+use super::hello::Watched;
+use super::limits::{NoSlot, Permit};
 use super::quickack::QuickAck;
 use super::report::TargetReport;
 use super::resolve::ResolvedHost;
@@ -43,7 +49,10 @@ pub(super) struct Attempt<'a> {
     tls: Option<TlsFacts>,
     /// The server's last reply line, for people.
     last_reply: Option<String>,
-    /// Leave to hold the connection open, within the engine's caps.
+    /// The TLS failure after which the dialogue was held again without TLS, if it was.
+    tls_fallback: Option<TlsFailure>,
+    /// Leave to hold a connection open, within the engine's caps; taken once, kept for the
+    /// whole dialogue.
     permit: Option<Permit<'a>>,
 }
 
@@ -67,21 +76,24 @@ impl<'a> Attempt<'a> {
             phases,
             tls: None,
             last_reply: None,
+            tls_fallback: None,
             permit: None,
         }
     }
 
-    /// Holds the whole dialogue and reports what it showed.
-    pub(super) async fn run(mut self) -> TargetReport {
-        let outcome = self.dialogue().await;
-        TargetReport {
+    /// Holds the whole dialogue and reports what it showed; [`NoSlot`] when the engine's caps
+    /// left no connection for it before the deadline (then it found nothing).
+    pub(super) async fn run(mut self) -> Result<TargetReport, NoSlot> {
+        let outcome = self.dialogue().await?;
+        Ok(TargetReport {
             host: self.host.to_string(),
             address: Some(self.address),
             outcome,
             phases: self.phases,
             tls: self.tls,
             last_reply: self.last_reply,
-        }
+            tls_fallback: self.tls_fallback,
+        })
     }
 
     /// The connector probed.
@@ -89,10 +101,59 @@ impl<'a> Attempt<'a> {
         &self.probe.connector
     }
 
-    /// The whole exchange with one address.
-    async fn dialogue(&mut self) -> Outcome {
+    /// The whole exchange with one address, within one connection slot; under
+    /// `opportunistic`, held again without TLS when the TLS handshake after STARTTLS failed (the
+    /// first connection is closed by then, so the slot carries over).
+    async fn dialogue(&mut self) -> Result<Outcome, NoSlot> {
+        self.take_slot().await?;
+        let outcome = match self.exchange(self.connector().tls_settings).await {
+            Err(Failure::Tls(failure)) if self.falls_back_to_plain_text(failure) => {
+                tracing::debug!(connector = %self.connector().name, address = %self.address, reason = %failure.reason(), "TLS handshake failed under opportunistic TLS; trying again without TLS");
+                self.tls_fallback = Some(failure);
+                self.exchange(TlsSettings::None).await
+            }
+            outcome => outcome,
+        };
+        Ok(outcome)
+    }
+
+    /// Waits for leave to connect, within the engine's caps. The wait counts as connecting.
+    async fn take_slot(&mut self) -> Result<(), NoSlot> {
+        let started = Instant::now();
+        let address = SocketAddr::new(self.address, self.connector().port);
+        let acquired = self.engine.limiter.acquire(address, self.deadline).await;
+        self.add_phase(Phase::Connect, started.elapsed());
+        match acquired {
+            Ok(permit) => {
+                self.permit = Some(permit);
+                Ok(())
+            }
+            Err(no_slot) => {
+                tracing::warn!(connector = %self.connector().name, address = %address, "no connection slot before the deadline: too many probes of this address at once; the probe did not run");
+                Err(no_slot)
+            }
+        }
+    }
+
+    /// Whether a sending server would try again without TLS after `failure`: only under
+    /// `opportunistic` and STARTTLS, and only when the handshake itself failed (a certificate
+    /// is never enforced there; a handshake that ran out of time leaves no time to retry).
+    fn falls_back_to_plain_text(&self, failure: TlsFailure) -> bool {
+        let connector = self.connector();
+        if connector.tls_settings != TlsSettings::Opportunistic || connector.implicit_tls {
+            return false;
+        }
+        match failure {
+            TlsFailure::Version(_)
+            | TlsFailure::Handshake
+            | TlsFailure::Broken(Breakdown::Closed | Breakdown::Reset) => true,
+            TlsFailure::Broken(Breakdown::Timeout) | TlsFailure::Certificate(_) => false,
+        }
+    }
+
+    /// One exchange with the address under `settings`, over a new connection.
+    async fn exchange(&mut self, settings: TlsSettings) -> Outcome {
         let stream = self.connect().await?;
-        let settings = self.connector().tls_settings;
         if self.connector().implicit_tls {
             let stream = self.start_tls(stream).await?;
             let mut session = Session::new(stream);
@@ -131,20 +192,12 @@ impl<'a> Attempt<'a> {
         self.finish(session).await
     }
 
-    /// Opens the TCP connection, within the engine's caps.
+    /// Opens the TCP connection (in the slot [`Self::take_slot`] took).
     async fn connect(&mut self) -> Result<QuickAck, Failure> {
         let started = Instant::now();
         let address = SocketAddr::new(self.address, self.connector().port);
-        // Waiting for leave to connect counts as connecting: a sending server held back by its
-        // own limits would not get through either.
-        self.permit = self.engine.limiter.acquire(address, self.deadline).await;
-        if self.permit.is_none() {
-            self.phases.push((Phase::Connect, started.elapsed()));
-            tracing::warn!(connector = %self.connector().name, address = %address, "no connection slot before the deadline: too many probes of this address at once");
-            return Err(Failure::Connect(ConnectFailure::Timeout));
-        }
         let result = timeout_at(self.deadline, TcpStream::connect(address)).await;
-        self.phases.push((Phase::Connect, started.elapsed()));
+        self.add_phase(Phase::Connect, started.elapsed());
         let stream = match result {
             Err(_) => return Err(Failure::Connect(ConnectFailure::Timeout)),
             Ok(Err(error)) => return Err(Failure::Connect(connect_failure(&error))),
@@ -262,11 +315,7 @@ impl<'a> Attempt<'a> {
 
     /// Records a phase's duration (adding to it when the phase repeats) and the last reply.
     fn record<S>(&mut self, phase: Phase, started: Instant, session: &Session<S>) {
-        let elapsed = started.elapsed();
-        match self.phases.iter_mut().find(|(p, _)| *p == phase) {
-            Some((_, total)) => *total += elapsed,
-            None => self.phases.push((phase, elapsed)),
-        }
+        self.add_phase(phase, started.elapsed());
         if let Some(reply) = session.last_reply()
             && self.last_reply.as_deref() != Some(reply)
         {
@@ -274,8 +323,19 @@ impl<'a> Attempt<'a> {
         }
     }
 
+    /// Adds `elapsed` to the time of `phase` (a phase runs again in a second exchange).
+    fn add_phase(&mut self, phase: Phase, elapsed: Duration) {
+        match self.phases.iter_mut().find(|(p, _)| *p == phase) {
+            Some((_, total)) => *total += elapsed,
+            None => self.phases.push((phase, elapsed)),
+        }
+    }
+
     /// The TLS handshake and the certificate checks the connector asks for.
-    async fn start_tls(&mut self, stream: QuickAck) -> Result<TlsStream<QuickAck>, Failure> {
+    async fn start_tls(
+        &mut self,
+        stream: QuickAck,
+    ) -> Result<TlsStream<Watched<QuickAck>>, Failure> {
         let started = Instant::now();
         let server_name = server_name(self.host);
         let result = self
@@ -302,7 +362,7 @@ impl<'a> Attempt<'a> {
                 }
             }
         };
-        self.phases.push((Phase::Tls, started.elapsed()));
+        self.add_phase(Phase::Tls, started.elapsed());
         outcome
     }
 }

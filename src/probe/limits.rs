@@ -38,17 +38,14 @@ pub struct Limiter {
     per_address: Mutex<HashMap<SocketAddr, Arc<Semaphore>>>,
     /// Connections that had to wait for a slot, since start.
     waits: AtomicU64,
-    /// Connections that got no slot before their deadline, since start.
-    timeouts: AtomicU64,
 }
 
-/// How often connections waited for a slot, and how often none came.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SlotCounts {
-    /// Connections that had to wait for a slot.
-    pub waits: u64,
-    /// Connections that got no slot before their deadline.
-    pub timeouts: u64,
+/// No connection slot came free for an address before the probe's deadline: the exporter's own
+/// caps held the probe back, which says nothing about the destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoSlot {
+    /// The address and port the probe waited to connect to.
+    pub address: SocketAddr,
 }
 
 /// Leave to hold one connection open; released on drop.
@@ -76,16 +73,13 @@ impl Limiter {
             total: Arc::new(Semaphore::new(caps.total)),
             per_address: Mutex::new(HashMap::new()),
             waits: AtomicU64::new(0),
-            timeouts: AtomicU64::new(0),
         }
     }
 
-    /// How often connections waited for a slot, and how often none came, since start.
-    pub fn slot_counts(&self) -> SlotCounts {
-        SlotCounts {
-            waits: self.waits.load(Ordering::Relaxed),
-            timeouts: self.timeouts.load(Ordering::Relaxed),
-        }
+    /// How many connections had to wait for a slot, since start (those that got none are
+    /// counted per connector by the exporter, as probes that did not run).
+    pub fn slot_waits(&self) -> u64 {
+        self.waits.load(Ordering::Relaxed)
     }
 
     /// The caps in force.
@@ -93,9 +87,13 @@ impl Limiter {
         self.caps
     }
 
-    /// Waits for leave to connect to `address`, until `deadline`; `None` when it did not come.
-    /// Both outcomes of waiting are counted ([`Limiter::slot_counts`]).
-    pub async fn acquire(&self, address: SocketAddr, deadline: Instant) -> Option<Permit<'_>> {
+    /// Waits for leave to connect to `address`, until `deadline`. A wait is counted
+    /// ([`Limiter::slot_waits`]).
+    pub async fn acquire(
+        &self,
+        address: SocketAddr,
+        deadline: Instant,
+    ) -> Result<Permit<'_>, NoSlot> {
         let semaphore = self
             .lock()
             .entry(address)
@@ -104,13 +102,13 @@ impl Limiter {
         let mut waited = false;
         let Some(address_permit) = self.wait_for(semaphore, deadline, &mut waited).await else {
             self.forget_if_idle(address);
-            return None;
+            return Err(NoSlot { address });
         };
         match self
             .wait_for(self.total.clone(), deadline, &mut waited)
             .await
         {
-            Some(total_permit) => Some(Permit {
+            Some(total_permit) => Ok(Permit {
                 limiter: self,
                 address,
                 _address_permit: Some(address_permit),
@@ -119,13 +117,13 @@ impl Limiter {
             None => {
                 drop(address_permit);
                 self.forget_if_idle(address);
-                None
+                Err(NoSlot { address })
             }
         }
     }
 
     /// A permit of `semaphore` by `deadline`: at once when one is free, else after waiting
-    /// (counted once per connection in `waited`), or `None` (counted as a timeout).
+    /// (counted once per connection in `waited`), or `None`.
     async fn wait_for(
         &self,
         semaphore: Arc<Semaphore>,
@@ -141,11 +139,7 @@ impl Limiter {
             self.waits.fetch_add(1, Ordering::Relaxed);
         }
         let permit = timeout_at(deadline, semaphore.acquire_owned()).await;
-        let permit = permit.ok().and_then(Result::ok);
-        if permit.is_none() {
-            self.timeouts.fetch_add(1, Ordering::Relaxed);
-        }
-        permit
+        permit.ok().and_then(Result::ok)
     }
 
     /// Removes the semaphore of `address` when nobody holds or waits for it.
@@ -197,21 +191,20 @@ mod tests {
         let soon = Instant::now() + Duration::from_millis(50);
         let a = limiter.acquire(address(25), soon).await;
         let b = limiter.acquire(address(25), soon).await;
-        assert!(a.is_some() && b.is_some());
-        assert_eq!(limiter.slot_counts(), SlotCounts::default());
-        assert!(limiter.acquire(address(25), soon).await.is_none());
+        assert!(a.is_ok() && b.is_ok());
+        assert_eq!(limiter.slot_waits(), 0);
         assert_eq!(
-            limiter.slot_counts(),
-            SlotCounts {
-                waits: 1,
-                timeouts: 1
-            }
+            limiter.acquire(address(25), soon).await.err(),
+            Some(NoSlot {
+                address: address(25)
+            })
         );
+        assert_eq!(limiter.slot_waits(), 1);
         // Another address is not held up.
-        assert!(limiter.acquire(address(26), soon).await.is_some());
+        assert!(limiter.acquire(address(26), soon).await.is_ok());
         drop(a);
         let later = Instant::now() + Duration::from_millis(50);
-        assert!(limiter.acquire(address(25), later).await.is_some());
+        assert!(limiter.acquire(address(25), later).await.is_ok());
     }
 
     #[tokio::test]
@@ -223,34 +216,28 @@ mod tests {
         let soon = Instant::now() + Duration::from_millis(50);
         let _a = limiter.acquire(address(1), soon).await.expect("first");
         let _b = limiter.acquire(address(2), soon).await.expect("second");
-        assert!(limiter.acquire(address(3), soon).await.is_none());
+        assert!(limiter.acquire(address(3), soon).await.is_err());
     }
 
     #[tokio::test]
-    async fn a_wait_that_ends_with_a_slot_is_a_wait_not_a_timeout() {
+    async fn a_wait_that_ends_with_a_slot_is_counted_once() {
         let limiter = Arc::new(Limiter::new(ConnectionCaps {
             total: 1,
             per_address: 5,
         }));
         let later = Instant::now() + Duration::from_secs(20);
         let held = limiter.acquire(address(1), later).await;
-        assert!(held.is_some());
+        assert!(held.is_ok());
         let waiting = tokio::spawn({
             let limiter = limiter.clone();
-            async move { limiter.acquire(address(2), later).await.is_some() }
+            async move { limiter.acquire(address(2), later).await.is_ok() }
         });
-        while limiter.slot_counts().waits == 0 {
+        while limiter.slot_waits() == 0 {
             tokio::task::yield_now().await;
         }
         drop(held);
         assert!(waiting.await.expect("task"));
-        assert_eq!(
-            limiter.slot_counts(),
-            SlotCounts {
-                waits: 1,
-                timeouts: 0
-            }
-        );
+        assert_eq!(limiter.slot_waits(), 1);
     }
 
     #[tokio::test]
@@ -259,7 +246,7 @@ mod tests {
         let soon = Instant::now() + Duration::from_millis(50);
         for port in 1..100 {
             let permit = limiter.acquire(address(port), soon).await;
-            assert!(permit.is_some());
+            assert!(permit.is_ok());
         }
         assert_eq!(limiter.tracked_addresses(), 0);
     }

@@ -12,12 +12,15 @@ mod attempt;
 pub mod dane;
 pub mod dns;
 pub mod dnssec;
+mod hello;
 pub mod limits;
 pub mod mta_sts;
 mod quickack;
 mod report;
 mod resolve;
 pub mod smtp;
+#[cfg(test)]
+mod tests;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -30,11 +33,11 @@ use crate::config::{Config, Connector, DnsSettings, TrustAnchors};
 use crate::outcome::{DnsFailure, Failure, Phase, connector_outcome};
 use attempt::Attempt;
 use dns::Dns;
-use limits::Limiter;
+use limits::{Limiter, NoSlot};
 use resolve::ResolvedHost;
 use tls::{ChainValidator, ExpectedName, TlsContext};
 
-pub use report::{Report, TargetReport};
+pub use report::{Report, TargetReport, Throttled};
 
 /// The probes of one configuration, with the resolvers and validators they share.
 #[derive(Debug)]
@@ -119,22 +122,42 @@ impl Engine {
     }
 
     /// Probes the connector `name` by `deadline` (capped further by its own timeout); `None`
-    /// when there is no such connector.
-    pub async fn probe(&self, name: &str, deadline: Instant) -> Option<Report> {
+    /// when there is no such connector. [`Throttled`] when the engine's own caps kept an address
+    /// from being probed and no other address delivered: the connector's outcome is then
+    /// unknown.
+    pub async fn probe(&self, name: &str, deadline: Instant) -> Option<Result<Report, Throttled>> {
         let probe = self.connectors.get(name)?;
         let started = Instant::now();
         let deadline = deadline.min(started + probe.connector.timeout);
         let hosts = resolve::resolve(&probe.connector.route, &probe.dns, deadline).await;
-        let targets = self.fan_out(probe, &hosts, deadline).await;
+        let attempts = self.fan_out(probe, &hosts, deadline).await;
+        let mut targets = Vec::with_capacity(attempts.len());
+        let mut no_slot = None;
+        for attempt in attempts {
+            match attempt {
+                Ok(target) => targets.push(target),
+                Err(missed) => {
+                    no_slot.get_or_insert(missed);
+                }
+            }
+        }
+        let delivered = targets.iter().any(|t| t.outcome.is_ok());
+        if let (Some(no_slot), false) = (no_slot, delivered) {
+            return Some(Err(Throttled {
+                connector: probe.connector.clone(),
+                no_slot,
+                duration: started.elapsed(),
+            }));
+        }
         // A validated connector has at least one host, so at least one target.
         let outcome = connector_outcome(targets.iter().map(|t| &t.outcome))
             .unwrap_or(Err(Failure::Dns(DnsFailure::NoRecords)));
-        Some(Report {
+        Some(Ok(Report {
             connector: probe.connector.clone(),
             outcome,
             duration: started.elapsed(),
             targets,
-        })
+        }))
     }
 
     /// Probes every address of every host at once; the reports keep the hosts' order of
@@ -144,17 +167,18 @@ impl Engine {
         probe: &ConnectorProbe,
         hosts: &[ResolvedHost],
         deadline: Instant,
-    ) -> Vec<TargetReport> {
+    ) -> Vec<Result<TargetReport, NoSlot>> {
         let per_host = hosts.iter().map(|resolved| async move {
             match &resolved.addresses {
-                Err(failure) => vec![TargetReport {
+                Err(failure) => vec![Ok(TargetReport {
                     host: resolved.host.to_string(),
                     address: None,
                     outcome: Err(Failure::Dns(*failure)),
                     phases: vec![(Phase::Dns, resolved.elapsed)],
                     tls: None,
                     last_reply: None,
-                }],
+                    tls_fallback: None,
+                })],
                 Ok(addresses) => {
                     let attempts = addresses.iter().map(|address| {
                         Attempt::new(self, probe, resolved, *address, deadline).run()

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Connector;
-use crate::outcome::{Outcome, Phase};
+use crate::outcome::{Outcome, Phase, TlsFailure};
 
+use super::limits::NoSlot;
 use super::tls::TlsFacts;
 
 /// What one probe of a connector found.
@@ -33,6 +34,20 @@ impl Report {
     }
 }
 
+/// A probe the exporter could not run to the end by its own limits: an address got no connection
+/// slot before the deadline (`--probe.max-connections*`) and no other address delivered, so the
+/// connector's outcome is unknown. It is no finding about the connector and changes none of its
+/// state; the scrape that asked for it fails instead.
+#[derive(Clone, Debug)]
+pub struct Throttled {
+    /// The connector that was not probed.
+    pub connector: Arc<Connector>,
+    /// The (first) address that got no slot.
+    pub no_slot: NoSlot,
+    /// How long the probe waited before giving up.
+    pub duration: Duration,
+}
+
 /// What one address showed.
 #[derive(Clone, Debug)]
 pub struct TargetReport {
@@ -48,4 +63,7 @@ pub struct TargetReport {
     pub tls: Option<TlsFacts>,
     /// The server's last reply line, for people.
     pub last_reply: Option<String>,
+    /// Under `opportunistic`: the TLS handshake failure after which the exchange was held again
+    /// over a new connection without TLS, as a sending server does (`mailflow_tls_fallback`).
+    pub tls_fallback: Option<TlsFailure>,
 }

@@ -5,7 +5,13 @@
 //! the presented chain is always available. Validation then runs on that chain with the webpki
 //! verifier, and the connector's `tls_settings` decide whether a finding fails the probe. That is
 //! how an expired certificate still reports its expiry when validation refuses it.
+//!
+//! A finding names what is wrong with the chain, as a sending server's TLS library would see it,
+//! not which error the verifier happened to return first: a chain whose issuers do not lead to a
+//! trust anchor (a self-signed certificate, with or without the CA flag; an unknown issuer) is
+//! untrusted before anything else is looked at.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
@@ -13,7 +19,8 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, PeerIncompatible,
+    RootCertStore, SignatureScheme,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, timeout_at};
@@ -22,8 +29,10 @@ use tokio_rustls::client::TlsStream;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::config::{TlsDomain, TlsSettings, TrustAnchors};
-use crate::outcome::{Breakdown, CertificateFailure, TlsFailure};
+use crate::outcome::{Breakdown, CertificateFailure, OldTlsVersion, TlsFailure};
 use crate::tls_signatures::HandshakeSignatures;
+
+use super::hello::Watched;
 
 /// The most certificate names kept for people.
 const MAX_NAMES: usize = 16;
@@ -72,28 +81,45 @@ impl TlsContext {
     pub fn validator(&self, extra: Option<&TrustAnchors>) -> ChainValidator {
         let mut roots = RootCertStore::empty();
         let extra = extra.map(|ca| &ca.certificates[..]).unwrap_or_default();
-        roots.add_parsable_certificates(self.system_roots.iter().chain(extra).cloned());
+        let anchors = || self.system_roots.iter().chain(extra);
+        roots.add_parsable_certificates(anchors().cloned());
+        let anchor_subjects = anchors()
+            .filter_map(|der| X509Certificate::from_der(der).ok())
+            .map(|(_, anchor)| anchor.subject().as_raw().to_vec())
+            .collect();
         let verifier =
             WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
                 .build()
                 .ok();
-        ChainValidator { verifier }
+        ChainValidator {
+            verifier,
+            anchor_subjects,
+        }
     }
 
     /// Runs the TLS handshake over `stream`, sending `server_name` as SNI when it is a name.
-    pub async fn handshake<S>(
+    /// The session reads through a [`Watched`] stream, which remembers the version the server
+    /// offered in case the handshake fails on it.
+    pub(super) async fn handshake<S>(
         &self,
         stream: S,
         server_name: ServerName<'static>,
         deadline: Instant,
-    ) -> Result<TlsStream<S>, TlsFailure>
+    ) -> Result<TlsStream<Watched<S>>, TlsFailure>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        match timeout_at(deadline, self.connector.connect(server_name, stream)).await {
+        let connect = self
+            .connector
+            .connect(server_name, Watched::new(stream))
+            .into_fallible();
+        match timeout_at(deadline, connect).await {
             Err(_) => Err(TlsFailure::Broken(Breakdown::Timeout)),
             Ok(Ok(stream)) => Ok(stream),
-            Ok(Err(error)) => Err(classify_handshake_error(&error)),
+            Ok(Err((error, watched))) => Err(classify_handshake_error(
+                &error,
+                watched.old_version_offered(),
+            )),
         }
     }
 }
@@ -103,6 +129,8 @@ impl TlsContext {
 pub struct ChainValidator {
     /// `None` when there is no trust anchor at all: every chain is then untrusted.
     verifier: Option<Arc<WebPkiServerVerifier>>,
+    /// The subjects (DER) of the trust anchors, to tell whether a chain's issuers lead to one.
+    anchor_subjects: HashSet<Vec<u8>>,
 }
 
 /// The name a certificate must carry.
@@ -203,11 +231,15 @@ impl ChainValidator {
     ) -> Option<CertificateFacts> {
         let (leaf_der, intermediates) = chain.split_first()?;
         let (_, leaf) = X509Certificate::from_der(leaf_der).ok()?;
-        let names = leaf_names(&leaf);
-        let chain_not_after = chain
+        let parsed: Vec<X509Certificate<'_>> = chain
             .iter()
             .filter_map(|der| X509Certificate::from_der(der).ok())
-            .map(|(_, cert)| cert.validity().not_after.timestamp())
+            .map(|(_, cert)| cert)
+            .collect();
+        let names = leaf_names(&leaf);
+        let chain_not_after = parsed
+            .iter()
+            .map(|cert| cert.validity().not_after.timestamp())
             .min()
             .unwrap_or_else(|| leaf.validity().not_after.timestamp());
         let finding = match &self.verifier {
@@ -227,7 +259,13 @@ impl ChainValidator {
                 verifier
                     .verify_server_cert(leaf_der, intermediates, &name, &[], now)
                     .err()
-                    .map(|e| classify_certificate_error(&e))
+                    .map(|error| {
+                        if self.reaches_anchor(&leaf, &parsed) {
+                            classify_certificate_error(&error)
+                        } else {
+                            CertificateFailure::Untrusted
+                        }
+                    })
             }
         };
         Some(CertificateFacts {
@@ -243,6 +281,31 @@ impl ChainValidator {
             chain_not_after,
             finding,
         })
+    }
+}
+
+impl ChainValidator {
+    /// Whether the issuers of `leaf` lead to a trust anchor by name: its issuer is an anchor, or
+    /// another certificate of `chain` whose own issuer leads to one. A self-signed leaf (CA flag
+    /// or not) and a leaf from an unknown issuer do not; whether the signatures along the way
+    /// hold is the verifier's part.
+    fn reaches_anchor(&self, leaf: &X509Certificate<'_>, chain: &[X509Certificate<'_>]) -> bool {
+        let mut current = leaf;
+        // Each step climbs to another certificate of the chain, so it has at most that many.
+        for _ in 0..=chain.len() {
+            let issuer = current.issuer().as_raw();
+            if self.anchor_subjects.contains(issuer) {
+                return true;
+            }
+            let next = chain.iter().find(|cert| {
+                cert.subject().as_raw() == issuer && cert.as_ref() != current.as_ref()
+            });
+            match next {
+                Some(cert) => current = cert,
+                None => return false,
+            }
+        }
+        false
     }
 }
 
@@ -308,8 +371,16 @@ fn classify_certificate_error(error: &rustls::Error) -> CertificateFailure {
     }
 }
 
-/// Why a handshake failed: the rustls error inside the io error, else the io kind.
-pub(crate) fn classify_handshake_error(error: &std::io::Error) -> TlsFailure {
+/// Why a handshake failed. A server that offered a version older than TLS 1.2 shares none with
+/// the probe, whatever error that became; otherwise the rustls error inside the io error
+/// decides, else the io kind.
+pub(crate) fn classify_handshake_error(
+    error: &std::io::Error,
+    offered: Option<OldTlsVersion>,
+) -> TlsFailure {
+    if offered.is_some() {
+        return TlsFailure::Version(offered);
+    }
     if let Some(inner) = error
         .get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>())
@@ -318,6 +389,15 @@ pub(crate) fn classify_handshake_error(error: &std::io::Error) -> TlsFailure {
             rustls::Error::InvalidCertificate(_) => {
                 TlsFailure::Certificate(classify_certificate_error(inner))
             }
+            // The server refused every version the probe offered.
+            rustls::Error::AlertReceived(AlertDescription::ProtocolVersion) => {
+                TlsFailure::Version(None)
+            }
+            rustls::Error::PeerIncompatible(
+                PeerIncompatible::ServerDoesNotSupportTls12Or13
+                | PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig,
+            ) => TlsFailure::Version(None),
+            // rustls' error enums are non-exhaustive: anything else is the catch-all.
             _ => TlsFailure::Handshake,
         };
     }
@@ -424,6 +504,201 @@ mod tests {
         params.not_after = now + time::Duration::days(not_after_days);
         let issuer = rcgen::Issuer::from_params(&ca.params, &ca.key);
         params.signed_by(&key, &issuer).expect("leaf").der().clone()
+    }
+
+    /// A self-signed server certificate for `name`, as `openssl req -x509` makes it (CA flag
+    /// set) when `ca_flag`, else as an end entity; valid from `not_before_days` to
+    /// `not_after_days` from now.
+    fn self_signed(
+        name: &str,
+        ca_flag: bool,
+        not_before_days: i64,
+        not_after_days: i64,
+    ) -> CertificateDer<'static> {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(vec![name.to_owned()]).expect("params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = if ca_flag {
+            rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained)
+        } else {
+            rcgen::IsCa::ExplicitNoCa
+        };
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now + time::Duration::days(not_before_days);
+        params.not_after = now + time::Duration::days(not_after_days);
+        params.self_signed(&key).expect("self-signed").der().clone()
+    }
+
+    /// An intermediate CA under `parent`.
+    fn intermediate(parent: &TestCa, name: &str) -> TestCa {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let issuer = rcgen::Issuer::from_params(&parent.params, &parent.key);
+        let cert = params.signed_by(&key, &issuer).expect("intermediate");
+        TestCa {
+            der: cert.der().clone(),
+            params,
+            key,
+        }
+    }
+
+    fn chain_finding(
+        validator: &ChainValidator,
+        chain: &[CertificateDer<'static>],
+        expected: &str,
+    ) -> Option<CertificateFailure> {
+        let expected = ExpectedName::from(&expected.parse::<TlsDomain>().expect("name"));
+        validator
+            .certificate_facts(chain, &expected, UnixTime::now())
+            .expect("facts")
+            .finding
+    }
+
+    #[test]
+    fn a_chain_that_leads_to_no_anchor_is_untrusted_whatever_else_is_wrong() {
+        let trusted = ca("Test CA");
+        let v = validator(&trusted);
+        let name = "mx.example.test";
+        let untrusted = Some(CertificateFailure::Untrusted);
+        // Self-signed, as an end entity and as `openssl req -x509` makes it (a CA).
+        assert_eq!(
+            finding(&v, self_signed(name, false, -1, 30), name),
+            untrusted
+        );
+        assert_eq!(
+            finding(&v, self_signed(name, true, -1, 30), name),
+            untrusted
+        );
+        // Self-signed and expired, or naming another host: the trust problem comes first, as
+        // it does for OpenSSL.
+        assert_eq!(
+            finding(&v, self_signed(name, true, -30, -1), name),
+            untrusted
+        );
+        assert_eq!(
+            finding(&v, self_signed("other.test", true, -1, 30), name),
+            untrusted
+        );
+        // An unknown issuer, also when its certificate is presented with the leaf.
+        let other = ca("Other CA");
+        let from_other = leaf(&other, &[name], -1, 30);
+        assert_eq!(finding(&v, from_other.clone(), name), untrusted);
+        assert_eq!(
+            chain_finding(&v, &[from_other, other.der.clone()], name),
+            untrusted
+        );
+    }
+
+    #[test]
+    fn intermediates_lead_to_the_anchor_only_when_presented() {
+        let trusted = ca("Test CA");
+        let v = validator(&trusted);
+        let middle = intermediate(&trusted, "Test Intermediate");
+        let name = "mx.example.test";
+        let good = leaf(&middle, &[name], -1, 30);
+        assert_eq!(
+            chain_finding(&v, &[good.clone(), middle.der.clone()], name),
+            None
+        );
+        // Without the intermediate, the issuer is unknown.
+        assert_eq!(
+            chain_finding(&v, &[good], name),
+            Some(CertificateFailure::Untrusted)
+        );
+        // With it, other defects keep their own names.
+        let expired = leaf(&middle, &[name], -30, -1);
+        assert_eq!(
+            chain_finding(&v, &[expired, middle.der.clone()], name),
+            Some(CertificateFailure::Expired)
+        );
+    }
+
+    #[test]
+    fn a_damaged_signature_under_a_known_issuer_is_invalid() {
+        let trusted = ca("Test CA");
+        let v = validator(&trusted);
+        let name = "mx.example.test";
+        let mut damaged = leaf(&trusted, &[name], -1, 30).to_vec();
+        if let Some(last) = damaged.last_mut() {
+            *last ^= 0x01;
+        }
+        assert_eq!(
+            finding(&v, CertificateDer::from(damaged), name),
+            Some(CertificateFailure::Invalid)
+        );
+    }
+
+    /// The failure of a handshake with a server that answers the ClientHello with `reply`.
+    async fn handshake_failure(reply: Vec<u8>) -> TlsFailure {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (client, mut server) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            let mut hello = [0u8; 4096];
+            let _ = server.read(&mut hello).await;
+            if reply.is_empty() {
+                return; // Hang up.
+            }
+            let _ = server.write_all(&reply).await;
+            // Stay until the client gives up.
+            let _ = server.read(&mut hello).await;
+        });
+        let context = TlsContext::new().expect("context");
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let name = ServerName::try_from("mx.example.test").expect("name");
+        context
+            .handshake(client, name, deadline)
+            .await
+            .expect_err("the handshake fails")
+    }
+
+    /// A ServerHello record for `version` without extensions (TLS_RSA_WITH_AES_128_CBC_SHA).
+    fn old_server_hello(version: [u8; 2]) -> Vec<u8> {
+        let mut body = version.to_vec();
+        body.extend_from_slice(&[0x5a; 32]); // random
+        body.extend_from_slice(&[0, 0x00, 0x2f, 0]); // no session id, cipher, no compression
+        let mut message = vec![0x02, 0, 0, body.len() as u8];
+        message.extend_from_slice(&body);
+        let mut record = vec![0x16, version[0], version[1], 0, message.len() as u8];
+        record.extend_from_slice(&message);
+        record
+    }
+
+    /// A fatal alert record with `description`.
+    fn alert(description: u8) -> Vec<u8> {
+        vec![0x15, 3, 1, 0, 2, 2, description]
+    }
+
+    #[tokio::test]
+    async fn a_server_without_a_shared_version_is_a_version_failure() {
+        assert_eq!(
+            handshake_failure(old_server_hello([3, 1])).await,
+            TlsFailure::Version(Some(OldTlsVersion::Tls10))
+        );
+        assert_eq!(
+            handshake_failure(old_server_hello([3, 2])).await,
+            TlsFailure::Version(Some(OldTlsVersion::Tls11))
+        );
+        // OpenSSL refuses with a protocol_version alert (70): the version is not said.
+        assert_eq!(
+            handshake_failure(alert(70)).await,
+            TlsFailure::Version(None)
+        );
+    }
+
+    #[tokio::test]
+    async fn other_handshake_failures_stay_handshake_failures() {
+        // handshake_failure (40), e.g. no shared cipher.
+        assert_eq!(handshake_failure(alert(40)).await, TlsFailure::Handshake);
+        assert_eq!(
+            handshake_failure(b"220 not TLS at all\r\n".to_vec()).await,
+            TlsFailure::Handshake
+        );
+        assert_eq!(
+            handshake_failure(Vec::new()).await,
+            TlsFailure::Broken(Breakdown::Closed)
+        );
     }
 
     fn validator(ca: &TestCa) -> ChainValidator {

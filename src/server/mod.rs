@@ -34,6 +34,7 @@ use tokio::time::Instant;
 use crate::explain;
 use crate::exporter::Exporter;
 use crate::metrics::{Format, HttpHandler, ProbeMetrics};
+use crate::probe::Throttled;
 use crate::web::{self, Authorization, WebConfig};
 
 pub use budget::HttpLimits;
@@ -415,7 +416,8 @@ async fn probe(exporter: &Arc<Exporter>, request: &Request<Incoming>) -> Respons
             );
         }
         Some(name) => match exporter.probe(name, deadline).await {
-            Some(probed) => vec![probed],
+            Some(Ok(probed)) => vec![probed],
+            Some(Err(throttled)) => return throttled_answer(&throttled),
             None => {
                 return text(
                     StatusCode::BAD_REQUEST,
@@ -423,12 +425,33 @@ async fn probe(exporter: &Arc<Exporter>, request: &Request<Incoming>) -> Respons
                 );
             }
         },
-        None => exporter.probe_all(deadline).await,
+        // A connector whose probe could not run is left out of the answer: the others' series
+        // stand, and /metrics counts the one that did not run.
+        None => exporter
+            .probe_all(deadline)
+            .await
+            .into_iter()
+            .filter_map(Result::ok)
+            .collect(),
     };
     let queue = exporter.postfix_queue(PROBE_QUEUE_MAX_AGE).await;
     let format = format_of(request);
     let body = ProbeMetrics::new(&probed, queue.as_deref()).encode(format);
     respond(StatusCode::OK, format.content_type(), body)
+}
+
+/// The answer to a scrape of one connector whose probe could not run: a failed scrape (503), so
+/// that the target's `up` is 0 and the scrape alert fires, not a mail flow alert.
+fn throttled_answer(throttled: &Throttled) -> Response<Full<Bytes>> {
+    text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "connector {:?} was not probed: the exporter had no free connection to {} before the \
+             deadline (too many probes at once; see --probe.max-connections and \
+             --probe.max-connections-per-address). This says nothing about the connector.\n",
+            throttled.connector.name, throttled.no_slot.address
+        ),
+    )
 }
 
 /// `GET /metrics`: the exporter's own metrics and the Postfix queue.

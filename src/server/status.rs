@@ -389,6 +389,7 @@ mod tests {
                     phases: Vec::new(),
                     tls: None,
                     last_reply: last_reply.map(str::to_owned),
+                    tls_fallback: None,
                 }],
             },
             state: ConnectorState::default(),

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::{HttpLimits, query_param, run};
 use crate::exporter::{Exporter, ExporterSettings};
+use crate::probe::limits::ConnectionCaps;
 use crate::probe::tls::TlsContext;
 
 /// How long a test waits for something that should happen at once, before failing.
@@ -148,6 +149,8 @@ struct Setup<'a> {
     web_yaml: Option<&'a str>,
     /// The server's caps.
     limits: HttpLimits,
+    /// The caps on the probes' connections.
+    probe_limits: ConnectionCaps,
     /// How many listeners to serve on.
     listeners: usize,
 }
@@ -158,6 +161,7 @@ impl<'a> Setup<'a> {
             yaml,
             web_yaml: None,
             limits: HttpLimits::default(),
+            probe_limits: ConnectionCaps::default(),
             listeners: 1,
         }
     }
@@ -182,6 +186,7 @@ impl Served {
         let settings = ExporterSettings {
             config_file: config_file.clone(),
             web_config_file,
+            limits: setup.probe_limits,
             ..ExporterSettings::default()
         };
         let tls = Arc::new(TlsContext::new().expect("TLS"));
@@ -533,6 +538,78 @@ async fn a_hanging_server_costs_the_scrape_its_deadline_and_no_more() {
     );
     assert_eq!(smtp.connections(), 1);
     served.stop().await;
+}
+
+#[tokio::test]
+async fn a_probe_without_a_connection_slot_fails_the_scrape_not_the_connector() {
+    // Never greets: a probe of it holds its connection until the deadline.
+    let smtp = SmtpFixture::start_with(0).await;
+    let yaml = format!(
+        "{}  - name: second\n    smart_hosts: [127.0.0.1]\n    port: {}\n",
+        config("first", smtp.port),
+        smtp.port
+    );
+    let one_per_address = ConnectionCaps {
+        total: 8,
+        per_address: 1,
+    };
+    let served = Arc::new(
+        Served::start_with(Setup {
+            probe_limits: one_per_address,
+            ..Setup::new(&yaml)
+        })
+        .await,
+    );
+    // The first connector's probe takes the one connection to the server...
+    let first = tokio::spawn({
+        let served = served.clone();
+        async move { served.get("/probe?connector=first").await }
+    });
+    tokio::time::timeout(PATIENCE, smtp.connected.notified())
+        .await
+        .expect("the first probe connects");
+    // ...so the second one's cannot run: its scrape fails, with a clear message.
+    let short = [("X-Prometheus-Scrape-Timeout-Seconds", "1")];
+    let answer = served
+        .request("GET", "/probe?connector=second", &short)
+        .await;
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert!(
+        answer.body.contains("\"second\" was not probed")
+            && answer.body.contains("--probe.max-connections-per-address"),
+        "{}",
+        answer.body
+    );
+    // Scraping every connector leaves out the ones that could not run.
+    let all = served.request("GET", "/probe", &short).await;
+    assert_eq!(all.status, 200, "{all:?}");
+    assert!(!all.body.contains("connector=\"second\""), "{}", all.body);
+    assert!(!all.body.contains("connector=\"first\""), "{}", all.body);
+    // Nothing of it is the connectors' own history...
+    assert_eq!(served.exporter.state_of("second"), None);
+    // ...but the exporter counts it.
+    let metrics = served.get("/metrics").await;
+    let slot_timeouts = |connector: &str| {
+        metrics.sample(&format!(
+            "mailflow_exporter_probe_slot_timeouts_total{{connector=\"{connector}\"}}"
+        ))
+    };
+    assert_eq!(slot_timeouts("second"), Some(2.0), "{}", metrics.body);
+    assert_eq!(slot_timeouts("first"), Some(1.0), "{}", metrics.body);
+    assert_eq!(smtp.connections(), 1);
+    // The first probe, once greeted, delivers and is the only one counted.
+    smtp.greetings.add_permits(1);
+    let first = first.await.expect("first");
+    assert_eq!(
+        first.sample("mailflow_probe_success{connector=\"first\"}"),
+        Some(1.0),
+        "{}",
+        first.body
+    );
+    assert_eq!(served.exporter.state_of("first").map(|s| s.probes), Some(1));
+    if let Ok(served) = Arc::try_unwrap(served) {
+        served.stop().await;
+    }
 }
 
 #[test]

@@ -240,6 +240,25 @@ impl Conn {
         }
     }
 
+    /// Answers DATA like a mail server: 354, the message up to its lone dot (read and dropped,
+    /// at most 10000 lines), then 250.
+    fn take_message(&mut self) {
+        self.line("354 End data with <CR><LF>.<CR><LF>");
+        let mut reader = (&mut self.reader).take(4096);
+        for _ in 0..10_000 {
+            let mut line = Vec::new();
+            reader.set_limit(4096);
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) if line.trim_ascii_end() == b"." => {
+                    self.line("250 2.0.0 Ok: queued");
+                    return;
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+
     /// Run a standard dialogue (greeting, then commands until QUIT, EOF or a STARTTLS 220).
     pub fn serve(&mut self, d: &Dialogue) -> End {
         self.line(&d.greeting);
@@ -277,6 +296,7 @@ impl Conn {
                 "RCPT" => self.line(&d.rcpt),
                 "RSET" => self.line("250 2.0.0 Ok"),
                 "NOOP" => self.line("250 2.0.0 Ok"),
+                "DATA" if d.accepts_data => self.take_message(),
                 "DATA" => self.line("554 5.5.1 this fixture never takes DATA"),
                 "QUIT" => {
                     self.line("221 2.0.0 Bye");
@@ -307,6 +327,9 @@ pub struct Dialogue {
     pub mail: String,
     /// RCPT TO reply.
     pub rcpt: String,
+    /// Whether DATA is taken (354, the message, 250) as a mail server would; otherwise it is
+    /// refused (a probe never sends it).
+    pub accepts_data: bool,
 }
 
 impl Default for Dialogue {
@@ -324,6 +347,7 @@ impl Default for Dialogue {
             starttls: None,
             mail: "250 2.1.0 Ok".into(),
             rcpt: "250 2.1.5 Ok".into(),
+            accepts_data: false,
         }
     }
 }

@@ -27,6 +27,7 @@ const METRICS: &[&str] = &[
     "mailflow_target_success",
     "mailflow_target_status",
     "mailflow_tls_info",
+    "mailflow_tls_fallback",
     "mailflow_certificate_not_after_timestamp_seconds",
     "mailflow_certificate_chain_not_after_timestamp_seconds",
     "mailflow_certificate_valid",

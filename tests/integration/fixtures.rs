@@ -50,6 +50,20 @@ fn certificates_verify_as_intended() {
         untrusted.contains("unable to get local issuer certificate"),
         "{untrusted}"
     );
+    // The CA-flagged self-signed certificate carries CA:TRUE, as `openssl req -x509` sets it.
+    let constraints = |leaf: &std::path::Path| {
+        combined_output(
+            &Command::new("openssl")
+                .args(["x509", "-noout", "-ext", "basicConstraints", "-in"])
+                .arg(leaf)
+                .output()
+                .expect("openssl x509"),
+        )
+    };
+    let flagged = constraints(&c.selfsigned_ca.chain_file);
+    assert!(flagged.contains("CA:TRUE"), "{flagged}");
+    let plain = constraints(&c.selfsigned.chain_file);
+    assert!(plain.contains("CA:FALSE"), "{plain}");
     let badsig = verify(&c.badsig.chain_file, &c.ca_file);
     assert!(badsig.contains("certificate signature failure"), "{badsig}");
     assert!(
@@ -87,6 +101,11 @@ fn postfix_presents_each_certificate_over_starttls() {
         (
             "selfsigned",
             "selfsigned.mailflow-fixture",
+            "self-signed certificate",
+        ),
+        (
+            "selfsigned_ca",
+            "selfsigned_ca.mailflow-fixture",
             "self-signed certificate",
         ),
         (

@@ -15,6 +15,7 @@
 mod common;
 mod system;
 
+mod agreement;
 mod dnssec;
 mod fixtures;
 mod monitoring;

@@ -241,7 +241,7 @@ fn envelope_against_postfix() {
 
 #[test]
 fn tls_required_but_not_available() {
-    run(vec![
+    let m = run(vec![
         // No STARTTLS: fatal when TLS is required, fine when it is opportunistic.
         Case::pf(
             "pf_notls",
@@ -251,15 +251,33 @@ fn tls_required_but_not_available() {
             ("4.4.317", "starttls", "starttls_not_offered"),
         ),
         Case::pf("pf_notls_opp", "notls", "opportunistic", &[], OK),
-        // A server that only speaks TLS 1.0.
+        // A server that only speaks TLS 1.0: no version in common where TLS is required...
         Case::pf(
             "pf_tls10",
             "tls10",
             "encryption_only",
             &[],
-            ("4.4.317", "tls", "tls_handshake"),
+            ("4.4.317", "tls", "tls_version"),
         ),
+        // ...and a plain-text fallback that delivers under opportunistic TLS.
+        Case::pf("pf_tls10_opp", "tls10", "opportunistic", &[], OK),
     ]);
+    let at = |name| [("connector", name), ("address", "127.0.0.1")];
+    assert_eq!(
+        m.value("mailflow_tls_fallback", &at("pf_tls10_opp")),
+        Some(1.0),
+        "{}",
+        m.lines_of("mailflow_tls")
+    );
+    assert!(m.all("mailflow_tls_info", &at("pf_tls10_opp")).is_empty());
+    // Where TLS works or is not offered, there is no fallback.
+    for name in ["pf_notls_opp", "pf_tls10"] {
+        assert!(
+            m.all("mailflow_tls_fallback", &at(name)).is_empty(),
+            "{name}: {}",
+            m.lines_of("mailflow_tls")
+        );
+    }
 }
 
 const CERT_EXPIRED: (&str, &str, &str) = ("4.7.320", "tls", "cert_expired");
@@ -363,6 +381,24 @@ fn certificate_trust_and_signature() {
             &[("tls_domain", "localhost")],
             CERT_UNTRUSTED,
         ),
+        // Self-signed with the CA flag, as `openssl req -x509` makes it: untrusted too.
+        Case::pf(
+            "sca_cert",
+            "selfsigned_ca",
+            "certificate_validation",
+            &[],
+            CERT_UNTRUSTED,
+        )
+        .certificate(&c.selfsigned_ca, 0.0),
+        Case::pf(
+            "sca_dom",
+            "selfsigned_ca",
+            "domain_validation",
+            &[("tls_domain", "mx.mf.test")],
+            CERT_UNTRUSTED,
+        ),
+        Case::pf("sca_enc", "selfsigned_ca", "encryption_only", &[], OK)
+            .certificate(&c.selfsigned_ca, 0.0),
         Case::entry("noca", no_ca_file, CERT_UNTRUSTED),
         Case::pf(
             "b_cert",

@@ -463,6 +463,8 @@ fn real_prometheus_discovers_scrapes_and_alerts() {
         local("e2e_closed", closes.port(), &[]),
         postfix_connector("e2e_cert", "expired", "certificate_validation", &[]),
         postfix_connector("e2e_cert_unenforced", "expired", "encryption_only", &[]),
+        // A server that speaks only TLS 1.0: delivered in plain text after the handshake fails.
+        postfix_connector("e2e_fallback", "tls10", "opportunistic", &[]),
         local("e2e_other", garbage.port(), &[]),
         connector(
             "e2e_degraded",
@@ -540,6 +542,7 @@ fn real_prometheus_discovers_scrapes_and_alerts() {
             "MailflowCertificateInvalidNotEnforced",
             "e2e_cert_unenforced",
         ),
+        ("MailflowTlsFallback", "e2e_fallback"),
         ("MailflowProbeScrapeFailed", RETIRED),
     ]
     .into_iter()

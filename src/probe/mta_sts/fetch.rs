@@ -209,9 +209,9 @@ async fn connect(addresses: &[IpAddr], port: u16) -> Result<TcpStream, FetchFail
 
 /// A failed handshake: a certificate finding, or else a plain TLS failure.
 fn classify_handshake(error: &std::io::Error) -> FetchFailure {
-    match classify_handshake_error(error) {
+    match classify_handshake_error(error, None) {
         TlsFailure::Certificate(failure) => FetchFailure::Certificate(failure),
-        TlsFailure::Handshake | TlsFailure::Broken(_) => FetchFailure::Tls,
+        TlsFailure::Version(_) | TlsFailure::Handshake | TlsFailure::Broken(_) => FetchFailure::Tls,
     }
 }
 

@@ -51,7 +51,10 @@ async fn metrics_show_the_process_and_count_requests_by_handler_and_status() {
     );
     assert_eq!(sample("mailflow_exporter_probes_in_flight"), 1.0);
     assert_eq!(sample("mailflow_exporter_probe_slot_waits_total"), 0.0);
-    assert_eq!(sample("mailflow_exporter_probe_slot_timeouts_total"), 0.0);
+    assert_eq!(
+        sample(r#"mailflow_exporter_probe_slot_timeouts_total{connector="fixture"}"#),
+        0.0
+    );
     for (series, count) in [
         (r#"handler="/sd",code="200""#, 1.0),
         (r#"handler="other",code="404""#, 1.0),

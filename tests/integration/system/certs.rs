@@ -4,7 +4,8 @@
 //! - `other-ca.pem`: a second CA that no connector trusts.
 //! - leaves (each `NAME.pem` = leaf followed by its issuer, `NAME.key`):
 //!   `valid` (localhost, mx.mf.test, 127.0.0.1; signed by the test CA), `expired`, `notyet`,
-//!   `wrongname` (only wrong.example), `untrusted` (signed by the other CA), `selfsigned`, and
+//!   `wrongname` (only wrong.example), `untrusted` (signed by the other CA), `selfsigned`,
+//!   `selfsigned_ca` (self-signed with the CA flag, as `openssl req -x509` makes it), and
 //!   `badsig` (the valid leaf with one byte of its signature flipped).
 
 use std::path::{Path, PathBuf};
@@ -53,6 +54,8 @@ pub struct Certs {
     pub untrusted: Leaf,
     /// self-signed
     pub selfsigned: Leaf,
+    /// self-signed with the CA flag (basic constraints CA:TRUE), as `openssl req -x509` makes it
+    pub selfsigned_ca: Leaf,
     /// the valid leaf with a damaged signature
     pub badsig: Leaf,
 }
@@ -130,6 +133,17 @@ pub struct LeafSpec<'a> {
 /// Writes the leaf `spec` into `dir`, signed by `issuer` (self-signed without one); returns it
 /// and its DER.
 pub fn leaf(dir: &Path, spec: &LeafSpec<'_>, issuer: Option<&Ca>) -> (Leaf, Vec<u8>) {
+    server_certificate(dir, spec, issuer, false)
+}
+
+/// Like [`leaf`]; with `ca_flag`, the certificate is marked as a CA (basic constraints CA:TRUE,
+/// keyCertSign), as `openssl req -x509` marks the self-signed server certificates it makes.
+fn server_certificate(
+    dir: &Path,
+    spec: &LeafSpec<'_>,
+    issuer: Option<&Ca>,
+    ca_flag: bool,
+) -> (Leaf, Vec<u8>) {
     let names: Vec<String> = spec.names.iter().map(|s| s.to_string()).collect();
     let mut params = CertificateParams::new(names).expect("leaf params");
     params
@@ -138,8 +152,16 @@ pub fn leaf(dir: &Path, spec: &LeafSpec<'_>, issuer: Option<&Ca>) -> (Leaf, Vec<
     params
         .distinguished_name
         .push(DnType::OrganizationName, "mailflow tests");
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    if ca_flag {
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyCertSign,
+        ];
+    } else {
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    }
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.serial_number = Some(SerialNumber::from(spec.serial));
     let (y, m, d) = spec.not_before;
@@ -188,19 +210,26 @@ fn build(dir: &Path) -> Certs {
     let usual = ((2020, 1, 1), LEAF_NOT_AFTER);
     // Each leaf: its file name (also the first label of its common name), names, validity,
     // serial and issuer (None: self-signed).
-    let make =
-        |file: &str, names: &[&str], validity: ((i32, u8, u8), (i32, u8, u8)), serial, issuer| {
-            let common_name = format!("{file}.mailflow-fixture");
-            let spec = LeafSpec {
-                file,
-                common_name: &common_name,
-                names,
-                not_before: validity.0,
-                not_after: validity.1,
-                serial,
-            };
-            leaf(dir, &spec, issuer)
+    let make_flagged = |file: &str,
+                        names: &[&str],
+                        validity: ((i32, u8, u8), (i32, u8, u8)),
+                        serial: u64,
+                        issuer: Option<&Ca>,
+                        ca_flag: bool| {
+        let common_name = format!("{file}.mailflow-fixture");
+        let spec = LeafSpec {
+            file,
+            common_name: &common_name,
+            names,
+            not_before: validity.0,
+            not_after: validity.1,
+            serial,
         };
+        server_certificate(dir, &spec, issuer, ca_flag)
+    };
+    let make = |file: &str, names: &[&str], validity, serial, issuer: Option<&Ca>| {
+        make_flagged(file, names, validity, serial, issuer, false)
+    };
     let (valid, valid_der) = make("valid", good_names, usual, 0x1001, Some(&test_ca));
     let (expired, _) = make(
         "expired",
@@ -225,6 +254,7 @@ fn build(dir: &Path) -> Certs {
     );
     let (untrusted, _) = make("untrusted", good_names, usual, 0x1005, Some(&other_ca));
     let (selfsigned, _) = make("selfsigned", good_names, usual, 0x1006, None);
+    let (selfsigned_ca, _) = make_flagged("selfsigned_ca", good_names, usual, 0x1007, None, true);
 
     // The valid leaf with the last byte of its signature changed: still well-formed DER, the
     // same public key (so Postfix loads it with the valid key), but the CA's signature no longer
@@ -255,6 +285,7 @@ fn build(dir: &Path) -> Certs {
         wrongname,
         untrusted,
         selfsigned,
+        selfsigned_ca,
         badsig,
     }
 }

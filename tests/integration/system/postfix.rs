@@ -31,6 +31,8 @@ pub const LISTENERS: &[&str] = &[
     "wrongname",
     "untrusted",
     "selfsigned",
+    // self-signed with the CA flag, as `openssl req -x509` makes it
+    "selfsigned_ca",
     "badsig",
     // no STARTTLS at all
     "notls",
@@ -101,6 +103,7 @@ fn listener_options(name: &str) -> String {
         "wrongname" => tls_options(&c.wrongname),
         "untrusted" => tls_options(&c.untrusted),
         "selfsigned" => tls_options(&c.selfsigned),
+        "selfsigned_ca" => tls_options(&c.selfsigned_ca),
         "badsig" => tls_options(&c.badsig),
         "notls" => "-o smtpd_tls_security_level=none".to_string(),
         "implicit" => format!("{} -o smtpd_tls_wrappermode=yes", tls_options(&c.valid)),

@@ -1,16 +1,25 @@
-//! A real Postfix (the Debian package) as a *sender*, whose queue the exporter reads.
+//! A real Postfix (the Debian package) as a *sender*: one whose queue the exporter reads, or one
+//! whose deliveries the agreement test compares with the exporter's word.
 //!
 //! It runs from its own `config_directory`, `queue_directory` and `data_directory` under a
 //! temporary directory (never /etc/postfix), has no SMTP server at all (mail is submitted with
 //! `sendmail -C DIR`), and delivers only over the routes it is given: `transport_maps` sends each
 //! recipient domain to one loopback next hop, and everything else fails locally (`error:`).
-//! `soft_bounce = yes` keeps every failure in the queue as a deferral, and the long back-off keeps
-//! deferred mail where it is (no second attempt during a test), so the queue holds still once
-//! every message has its delay reason.
+//! Two modes ([`SenderMode`]):
+//! - `Hold`: `soft_bounce = yes` keeps every failure in the queue as a deferral, and the long
+//!   back-off keeps deferred mail where it is (no second attempt during a test), so the queue
+//!   holds still once every message has its delay reason. No TLS.
+//! - `Deliver`: configured like Exchange Online's sending side: opportunistic TLS by default,
+//!   TLS 1.2 at least (`smtp_tls_protocols` and `smtp_tls_mandatory_protocols`), the test CA as
+//!   trust anchor, per-route TLS policies, real bounces for refusals, and retries within seconds
+//!   (`queue_run_delay`, `minimal_backoff_time`, `maximal_backoff_time`). [`Sender::wait_outcomes`]
+//!   reads each message's fate from the log (`status=sent`, `bounced`, `deferred`).
 //!
 //! Name lookups stay on the machine: the `smtp` client runs chrooted in the queue directory,
 //! whose `etc/resolv.conf` names only a dnsmasq started here on a loopback address
-//! (`127.53.x.y:53`, answering NXDOMAIN for `.invalid`, no upstream servers, no /etc/hosts);
+//! (`127.53.x.y:53`, answering NXDOMAIN for `.invalid` and 127.0.0.1 for every name under
+//! `hop.test`, so that routes to one loopback server can each have their own name and TLS
+//! policy; no upstream servers, no /etc/hosts);
 //! glibc reads `/etc/resolv.conf` inside the chroot. No other Postfix process looks names up
 //! (`myhostname` is set, every next hop but the `.invalid` one is an IP literal, `inet_protocols
 //! = ipv4`). [`Sender::dns_queries`] lists what dnsmasq was asked, so a test can check that the
@@ -23,11 +32,13 @@
 //! [`Sender`] stops Postfix (`postfix stop`, waiting for the master to exit) and dnsmasq, and
 //! removes the directory when dropped, also when a test panics.
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::dns_wire::{RCODE_NXDOMAIN, TYPE_A, query};
@@ -63,6 +74,30 @@ impl Route {
     }
 }
 
+/// How the sender treats failures, and what TLS it speaks.
+#[derive(Clone, Copy, Debug)]
+pub enum SenderMode<'a> {
+    /// Every failure a deferral that stays in the queue, no retry during a test, no TLS.
+    Hold,
+    /// Like Exchange Online's sending side: opportunistic TLS 1.2+ with per-route policies,
+    /// trusting `ca_file`; bounces for refusals; retries within seconds.
+    Deliver {
+        /// The trust anchors (PEM) for the `verify` and `secure` policies.
+        ca_file: &'a str,
+    },
+}
+
+/// What became of one message, from the sender's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// `status=sent`.
+    Sent,
+    /// `status=bounced`, with Postfix's reason.
+    Bounced(String),
+    /// `status=deferred` on the first attempt and on a retry, with the last reason.
+    Deferred(String),
+}
+
 /// The running sender Postfix, and its loopback DNS server.
 pub struct Sender {
     dir: tempfile::TempDir,
@@ -71,9 +106,15 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// Starts dnsmasq and Postfix with `routes`; panics (after cleaning up) when either does not
-    /// come up.
+    /// Starts dnsmasq and Postfix with `routes` in mode `Hold`; panics (after cleaning up) when
+    /// either does not come up.
     pub fn start(routes: &[Route]) -> Sender {
+        Sender::start_with(routes, SenderMode::Hold)
+    }
+
+    /// Starts dnsmasq and Postfix with `routes` in `mode`; panics (after cleaning up) when
+    /// either does not come up.
+    pub fn start_with(routes: &[Route], mode: SenderMode<'_>) -> Sender {
         let dir = tempfile::Builder::new()
             .prefix("mailflow-postfix-sender-")
             .tempdir()
@@ -109,7 +150,7 @@ impl Sender {
         .expect("write the chroot's resolv.conf");
         std::fs::write(base.join("queue/etc/hosts"), "127.0.0.1 localhost\n")
             .expect("write the chroot's hosts");
-        std::fs::write(conf.join("main.cf"), main_cf(&base)).expect("write main.cf");
+        std::fs::write(conf.join("main.cf"), main_cf(&base, mode)).expect("write main.cf");
         // No smtpd at all; `smtp` (the only service that looks names up) runs chrooted in the
         // queue directory, so that it reads the queue directory's etc/resolv.conf.
         let master_cf = super::postfix_services::internal_services(true);
@@ -153,18 +194,23 @@ impl Sender {
 
     /// Submits one small message from `sender@test.invalid` to `recipient`.
     pub fn send(&self, recipient: &str) {
+        self.send_from("sender@test.invalid", recipient);
+    }
+
+    /// Submits one small message from `from` to `recipient`.
+    pub fn send_from(&self, from: &str, recipient: &str) {
         let mut child = Command::new(format!("{SBIN}/sendmail"))
             .arg("-C")
             .arg(self.conf())
-            .args(["-f", "sender@test.invalid", "--", recipient])
+            .args(["-f", from, "--", recipient])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start sendmail");
         let message = format!(
-            "From: sender@test.invalid\nTo: {recipient}\nSubject: mailflow queue test\n\n\
-             A message that can only be deferred.\n"
+            "From: {from}\nTo: {recipient}\nSubject: mailflow sender test\n\n\
+             A test message of the mailflow exporter's tests.\n"
         );
         child
             .stdin
@@ -218,6 +264,40 @@ impl Sender {
         })
     }
 
+    /// Waits (polling, at most `limit`) until every one of `recipients` has its outcome in the
+    /// log: sent, bounced, or deferred twice (the first attempt and a retry); panics with
+    /// Postfix's warnings and log when one does not.
+    pub fn wait_outcomes(&self, recipients: &[&str], limit: Duration) -> HashMap<String, Delivery> {
+        let waited = crate::common::poll(limit, || {
+            let seen = log_outcomes(&self.log());
+            let outcomes: HashMap<String, Delivery> = recipients
+                .iter()
+                .filter_map(|r| Some((r.to_string(), seen.get(*r)?.outcome()?)))
+                .collect();
+            if outcomes.len() == recipients.len() {
+                Ok(outcomes)
+            } else {
+                Err(outcomes)
+            }
+        });
+        waited.unwrap_or_else(|outcomes| {
+            let missing: Vec<&&str> = recipients
+                .iter()
+                .filter(|r| !outcomes.contains_key(**r))
+                .collect();
+            let log = self.log();
+            let troubles: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("warning:") || l.contains("fatal:") || l.contains("panic:"))
+                .collect();
+            panic!(
+                "after {limit:?}, no outcome for {missing:?}\nPostfix's warnings:\n{}\n\
+                 Postfix log:\n{log}",
+                troubles.join("\n")
+            )
+        })
+    }
+
     /// Postfix's own log.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("maillog")).unwrap_or_default()
@@ -246,10 +326,15 @@ impl Sender {
 
     /// dnsmasq on port 53 of a loopback address of its own (a resolv.conf can't name a port).
     fn start_dns(&mut self) {
+        // Each sender of this process tries its own addresses: two tests with a sender each run
+        // at once, and one's dnsmasq must not pass for the other's.
+        static SENDERS: AtomicU32 = AtomicU32::new(0);
+        let sender = SENDERS.fetch_add(1, Ordering::Relaxed);
         let log = self.dir.path().join("dnsmasq.log");
         let pid = std::process::id();
         for attempt in 0..8u32 {
-            let seed = pid.wrapping_add(attempt.wrapping_mul(7919));
+            let try_number = sender.wrapping_mul(8).wrapping_add(attempt);
+            let seed = pid.wrapping_add(try_number.wrapping_mul(7919));
             let addr = Ipv4Addr::new(127, 53, (seed >> 8) as u8, (seed % 250 + 2) as u8);
             let mut child = Command::new("/usr/sbin/dnsmasq")
                 .args([
@@ -263,6 +348,7 @@ impl Sender {
                     "--pid-file=",
                     "--log-queries",
                     "--local=/invalid/",
+                    "--address=/hop.test/127.0.0.1",
                 ])
                 .arg(format!("--listen-address={addr}"))
                 .arg(format!("--log-facility={}", log.display()))
@@ -338,15 +424,102 @@ fn run(cmd: &mut Command) -> Result<String, String> {
     }
 }
 
-fn main_cf(base: &Path) -> String {
+/// What the log says of one recipient so far.
+#[derive(Default)]
+struct LogOutcome {
+    /// Delivered.
+    sent: bool,
+    /// Bounced, with the reason.
+    bounced: Option<String>,
+    /// Deferrals by the SMTP client (real attempts), with the last reason.
+    deferrals: usize,
+    /// The reason of the last deferral.
+    deferred: Option<String>,
+}
+
+impl LogOutcome {
+    /// The outcome, once there is one.
+    fn outcome(&self) -> Option<Delivery> {
+        if self.sent {
+            return Some(Delivery::Sent);
+        }
+        if let Some(why) = &self.bounced {
+            return Some(Delivery::Bounced(why.clone()));
+        }
+        match &self.deferred {
+            Some(why) if self.deferrals >= 2 => Some(Delivery::Deferred(why.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// Every recipient's outcome so far in a Postfix log, from its lines
+/// `... postfix/smtp[PID]: ID: to=<RCPT>, relay=..., status=STATUS (REASON)`.
+fn log_outcomes(log: &str) -> HashMap<String, LogOutcome> {
+    let mut outcomes: HashMap<String, LogOutcome> = HashMap::new();
+    for line in log.lines() {
+        let Some((_, rest)) = line.split_once(" to=<") else {
+            continue;
+        };
+        let Some((recipient, rest)) = rest.split_once('>') else {
+            continue;
+        };
+        let Some((_, status)) = rest.split_once(" status=") else {
+            continue;
+        };
+        let (word, reason) = status.split_once(' ').unwrap_or((status, ""));
+        let reason = reason
+            .trim()
+            .strip_prefix('(')
+            .and_then(|r| r.strip_suffix(')'))
+            .unwrap_or(reason)
+            .to_owned();
+        let outcome = outcomes.entry(recipient.to_owned()).or_default();
+        match word {
+            "sent" => outcome.sent = true,
+            "bounced" => outcome.bounced = Some(reason),
+            "deferred" => {
+                // The queue manager defers mail for a destination that just failed without
+                // trying it: only the SMTP client's deferrals are attempts.
+                if line.contains(" postfix/smtp[") {
+                    outcome.deferrals += 1;
+                }
+                outcome.deferred = Some(reason);
+            }
+            _ => {}
+        }
+    }
+    outcomes
+}
+
+fn main_cf(base: &Path, mode: SenderMode<'_>) -> String {
     let b = base.display();
+    let mode_cf = match mode {
+        SenderMode::Hold => "soft_bounce = yes
+smtp_tls_security_level = none
+minimal_backoff_time = 1h
+maximal_backoff_time = 2h
+queue_run_delay = 1h
+"
+        .to_owned(),
+        SenderMode::Deliver { ca_file } => format!(
+            "soft_bounce = no
+smtp_tls_security_level = may
+smtp_tls_protocols = >=TLSv1.2
+smtp_tls_mandatory_protocols = >=TLSv1.2
+smtp_tls_CAfile = {ca_file}
+minimal_backoff_time = 1s
+maximal_backoff_time = 2s
+queue_run_delay = 1s
+"
+        ),
+    };
     format!(
-        "{base_cf}transport_maps = texthash:{b}/conf/transport
-default_transport = error:no route in the mailflow queue test
-relay_transport = error:no route in the mailflow queue test
-local_transport = error:no local delivery in the mailflow queue test
-virtual_transport = error:no local delivery in the mailflow queue test
-soft_bounce = yes
+        "{base_cf}{mode_cf}transport_maps = texthash:{b}/conf/transport
+default_transport = error:no route in the mailflow sender test
+relay_transport = error:no route in the mailflow sender test
+local_transport = error:no local delivery in the mailflow sender test
+virtual_transport = error:no local delivery in the mailflow sender test
 notify_classes =
 delay_warning_time = 0
 alias_maps =
@@ -360,12 +533,8 @@ smtp_mail_timeout = 5s
 smtp_rcpt_timeout = 5s
 smtp_quit_timeout = 2s
 smtp_rset_timeout = 2s
-smtp_tls_security_level = none
 smtp_tls_policy_maps = texthash:{b}/conf/tls_policy
 smtp_tls_loglevel = 1
-minimal_backoff_time = 1h
-maximal_backoff_time = 2h
-queue_run_delay = 1h
 maillog_file_prefixes = {b}
 maillog_file = {b}/maillog
 ",
