@@ -200,8 +200,9 @@ async fn turn_away(mut stream: TcpStream, cap: usize) -> std::io::Result<()> {
     Ok(())
 }
 
-/// One accepted connection: the TLS handshake when configured, then HTTP/1.1, or HTTP/2 when
-/// the client chose it during the handshake.
+/// One accepted connection, counted while open: once its client has sent a first byte (within
+/// the header timeout), the TLS handshake when configured, then HTTP/1.1, or HTTP/2 when the
+/// client chose it during the handshake.
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -209,8 +210,9 @@ async fn connection(
     gate: Arc<Gate>,
     watcher: Watcher,
 ) {
-    let metrics = exporter.clone();
-    let _open = metrics.metrics().http_connection_opened();
+    // The guard borrows its own handle on the exporter, so that `exporter` can move on below.
+    let counted = exporter.clone();
+    let _open = counted.metrics().http_connection_opened();
     // Nothing is allocated for a connection (buffers, TLS state) before its client sends
     // something: a flood of idle connections costs a socket and a small task each, and leaves
     // no scattered buffers behind in the allocator once it is over.
