@@ -4,9 +4,9 @@
 //! and [`StateSaver`] keeps it on disk, [`QueueCache`] reads the Postfix queue, and
 //! [`OwnMetrics`] counts what happens.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use futures_util::stream::{self, StreamExt};
@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::config::{self, Config, ConfigError};
 use crate::inflight::InFlight;
-use crate::metrics::OwnMetrics;
+use crate::metrics::{Format, OwnMetrics, ProbeActivity};
 use crate::postfix::{QueueCache, QueueSummary};
 use crate::probe::limits::{ConnectionCaps, Limiter};
 use crate::probe::mta_sts::PolicyDomain;
@@ -111,6 +111,9 @@ pub struct Exporter {
     metrics: OwnMetrics,
     /// Probes running now, shared by the scrapes that come meanwhile.
     in_flight: Arc<InFlight<Engine, Option<Probed>>>,
+    /// The last finished probe of every configured connector probed since start, for the status
+    /// page and the explanation (each one is kept anyway until its scrapes are answered).
+    last_probes: Mutex<HashMap<String, Arc<FinishedProbe>>>,
     /// The last reading of the Postfix queue.
     queue: QueueCache,
 }
@@ -155,6 +158,7 @@ impl Exporter {
             saver,
             metrics,
             in_flight: Arc::default(),
+            last_probes: Mutex::default(),
             queue: QueueCache::default(),
         })
     }
@@ -188,6 +192,9 @@ impl Exporter {
                 self.state_changed();
                 let domains: HashSet<&PolicyDomain> = loaded.engine.policy_domains().collect();
                 self.policies.retain(|domain| domains.contains(domain));
+                let names: HashSet<&str> = connector_names(&loaded.config).collect();
+                self.lock_last_probes()
+                    .retain(|name, _| names.contains(name.as_str()));
                 *self.loaded.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(loaded);
                 self.metrics.config_loaded(true, SystemTime::now());
                 tracing::info!(file = %self.config_path.display(), "configuration reloaded");
@@ -232,9 +239,28 @@ impl Exporter {
         self.state.get(connector)
     }
 
+    /// The last finished probe of `connector`, if it was probed since start.
+    pub fn last_probe(&self, connector: &str) -> Option<Arc<FinishedProbe>> {
+        self.lock_last_probes().get(connector).cloned()
+    }
+
     /// The exporter's own metrics.
     pub fn metrics(&self) -> &OwnMetrics {
         &self.metrics
+    }
+
+    /// The exposition of `/metrics` in `format`: the exporter's own metrics, with what its
+    /// probes are doing now, and the Postfix queue (a reading younger than `queue_max_age`) when
+    /// one is configured.
+    pub async fn own_metrics(&self, format: Format, queue_max_age: Duration) -> String {
+        self.metrics.observe_probes(ProbeActivity {
+            in_flight: self.in_flight.running(),
+            slot_waits: self.limiter.slot_waits(),
+        });
+        let queue = self.postfix_queue(queue_max_age).await;
+        let loaded = self.loaded();
+        self.metrics
+            .encode(format, &loaded.config, queue.as_deref())
     }
 
     /// Probes `connector` by `deadline`, joining a probe of it already in flight when that one
@@ -294,7 +320,8 @@ impl Exporter {
         };
         let at = SystemTime::now();
         // A connector that a reload removed meanwhile keeps no state: it would come back.
-        let state = if self.loaded().engine.has(&connector) {
+        let configured = self.loaded().engine.has(&connector);
+        let state = if configured {
             let state = self.state.record(&connector, &report.outcome, at);
             self.state_changed();
             state
@@ -304,7 +331,19 @@ impl Exporter {
         if let Err(failure) = &report.outcome {
             tracing::debug!(connector = %connector, code = %failure.code(), phase = %failure.phase(), reason = %failure.reason(), "probe failed");
         }
-        Some(Ok(Arc::new(FinishedProbe { report, state, at })))
+        let finished = Arc::new(FinishedProbe { report, state, at });
+        if configured {
+            self.lock_last_probes().insert(connector, finished.clone());
+        }
+        Some(Ok(finished))
+    }
+
+    /// The last probes. A panic while holding the lock cannot leave the map half-updated, so a
+    /// poisoned lock is taken over.
+    fn lock_last_probes(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<FinishedProbe>>> {
+        self.last_probes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The probes in flight, for the tests that watch them.
@@ -322,7 +361,7 @@ impl Exporter {
 }
 
 /// The names of `config`'s connectors, in order.
-fn connector_names(config: &Config) -> impl Iterator<Item = &str> {
+fn connector_names(config: &Config) -> impl Iterator<Item = &str> + Clone {
     config.connectors.iter().map(|c| c.name.as_str())
 }
 

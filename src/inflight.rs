@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures_util::FutureExt;
@@ -21,6 +21,8 @@ pub struct InFlight<G, T> {
     running: Mutex<HashMap<String, Running<G, T>>>,
     /// Source of the ids that tell a probe from a later one of the same connector.
     next_id: AtomicU64,
+    /// Probe tasks running now, also those that a later probe of their connector replaced.
+    tasks: Arc<AtomicUsize>,
     /// Woken when a scrape joins a probe in flight, for the tests that wait for it.
     #[cfg(test)]
     pub(crate) joined: tokio::sync::Notify,
@@ -43,6 +45,7 @@ impl<G, T> Default for InFlight<G, T> {
         InFlight {
             running: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
+            tasks: Arc::default(),
             #[cfg(test)]
             joined: tokio::sync::Notify::new(),
         }
@@ -95,6 +98,11 @@ where
         probe.await
     }
 
+    /// How many probes are running now.
+    pub fn running(&self) -> usize {
+        self.tasks.load(Ordering::Relaxed)
+    }
+
     /// Runs `probe` as a task that forgets itself when done, and shares its outcome.
     fn spawn<F>(
         self: &Arc<Self>,
@@ -107,7 +115,9 @@ where
     {
         let in_flight = self.clone();
         let connector = connector.to_owned();
+        let counted = TaskCount::new(self.tasks.clone());
         let task = tokio::spawn(async move {
+            let _counted = counted;
             let outcome = probe.await;
             in_flight.finish(&connector, id);
             outcome
@@ -130,6 +140,22 @@ where
     /// so a poisoned lock is taken over.
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Running<G, T>>> {
         self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Counts one probe task for as long as it lives, also when it panics or is dropped.
+struct TaskCount(Arc<AtomicUsize>);
+
+impl TaskCount {
+    fn new(count: Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        TaskCount(count)
+    }
+}
+
+impl Drop for TaskCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -13,8 +13,10 @@
 //!   restarts and [`state::saver`] writes as it changes;
 //! - [`metrics`] turns probes and state ([`metrics::probe`]) and the exporter's own counts
 //!   ([`metrics::own`]) into exposition text through one writer ([`metrics::text`]), with every
-//!   label set defined once ([`metrics::labels`]); [`server`] serves it, behind [`web`] (TLS,
-//!   basic auth) when configured;
+//!   label set defined once ([`metrics::labels`]); [`server`] serves it on one or more
+//!   listeners (or systemd's sockets), with caps fitted to the open-files limit
+//!   ([`server::budget`]) and a status page, behind [`web`] (TLS, HTTP/2, basic auth, rate limit)
+//!   when configured;
 //! - [`postfix`] counts a real Postfix queue per connector and code, and keeps the last reading
 //!   for the scrapes that follow;
 //! - [`import`] turns Exchange Online connector JSON into a configuration;

@@ -1,6 +1,5 @@
 //! The `mailflow_exporter` binary: flags, subcommands, logging, and the server's life cycle.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -8,7 +7,6 @@ use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use tokio::net::TcpListener;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -18,6 +16,8 @@ use mailflow_exporter::probe::Engine;
 use mailflow_exporter::probe::limits::{ConnectionCaps, Limiter};
 use mailflow_exporter::probe::mta_sts::cache::{CacheSettings, PolicyCache};
 use mailflow_exporter::probe::tls::TlsContext;
+use mailflow_exporter::server::budget::{self, HttpLimits};
+use mailflow_exporter::server::listen;
 use mailflow_exporter::{explain, server};
 
 /// Probes mail connectors and classifies delivery failures into mail flow codes.
@@ -31,9 +31,22 @@ struct Cli {
         global = true
     )]
     config_file: PathBuf,
-    /// Address to serve HTTP on, e.g. ":9925" or "127.0.0.1:9925".
+    /// Address to serve HTTP on, e.g. ":9925" or "127.0.0.1:9925"; repeat the flag for several.
     #[arg(long = "web.listen-address", default_value = ":9925", global = true)]
-    listen_address: String,
+    listen_addresses: Vec<String>,
+    /// Serve on the sockets passed by systemd socket activation instead of listen addresses.
+    #[arg(long = "web.systemd-socket", global = true)]
+    systemd_socket: bool,
+    /// Most HTTP connections open at once; past it new ones are answered 503. Lowered at start
+    /// when the open-files limit cannot hold it beside the probes' connections.
+    #[arg(long = "web.max-connections", default_value_t = HttpLimits::default().max_connections,
+          value_parser = at_least_one, global = true)]
+    max_http_connections: usize,
+    /// Most HTTP requests in progress at once (health checks aside); past it requests are
+    /// answered 503. Lowered with --web.max-connections when descriptors are short.
+    #[arg(long = "web.max-requests", default_value_t = HttpLimits::default().max_requests,
+          value_parser = at_least_one, global = true)]
+    max_http_requests: usize,
     /// TLS and basic authentication for the exporter's own endpoint (exporter-toolkit format).
     #[arg(long = "web.config.file", global = true)]
     web_config_file: Option<PathBuf>,
@@ -65,7 +78,40 @@ struct Cli {
     command: Option<Command>,
 }
 
+/// A count of at least 1.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Where the server will listen: taken before the runtime starts, because taking systemd's
+/// sockets edits the environment.
+enum Listening {
+    /// Bind `--web.listen-address`.
+    Addresses(Vec<String>),
+    /// The sockets systemd passed.
+    Sockets(Vec<std::net::TcpListener>),
+}
+
 impl Cli {
+    /// The listening plan; the sockets from systemd are taken now.
+    fn listening(&self) -> Result<Listening, listen::ListenError> {
+        if self.systemd_socket {
+            return Ok(Listening::Sockets(listen::systemd_sockets()?));
+        }
+        Ok(Listening::Addresses(self.listen_addresses.clone()))
+    }
+
+    fn http_limits(&self) -> HttpLimits {
+        HttpLimits {
+            max_connections: self.max_http_connections,
+            max_requests: self.max_http_requests,
+        }
+    }
+
     fn limits(&self) -> ConnectionCaps {
         ConnectionCaps {
             total: self.max_connections,
@@ -118,11 +164,22 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::CheckConfig) => check_config(&cli),
         Some(Command::Probe { connector }) => run_async(probe_once(&cli, connector)),
-        Some(Command::Drill) => run_async(drill(&cli)),
         Some(Command::ImportConnectors { file, output }) => {
             import_connectors(file, output.as_deref())
         }
-        None => run_async(serve(&cli, &cli.config_file)),
+        Some(Command::Drill) | None => {
+            let listening = match cli.listening() {
+                Ok(listening) => listening,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match &cli.command {
+                Some(Command::Drill) => run_async(drill(&cli, listening)),
+                _ => run_async(serve(&cli, &cli.config_file, listening)),
+            }
+        }
     }
 }
 
@@ -282,7 +339,7 @@ async fn probe_once(cli: &Cli, connector: &str) -> anyhow::Result<ExitCode> {
 }
 
 /// `drill`: starts the drill's targets, then serves the exporter on its configuration.
-async fn drill(cli: &Cli) -> anyhow::Result<ExitCode> {
+async fn drill(cli: &Cli, listening: Listening) -> anyhow::Result<ExitCode> {
     let drill = mailflow_exporter::drill::start().await?;
     println!(
         "Fire drill: one loopback connector per code, configuration in {}",
@@ -292,11 +349,12 @@ async fn drill(cli: &Cli) -> anyhow::Result<ExitCode> {
         println!("  {name:<24} expect {expect}");
     }
     println!("Scrape /probe (or point Prometheus at config/prometheus.yml); stop with Ctrl-C.");
-    serve(cli, &drill.config_path).await
+    serve(cli, &drill.config_path, listening).await
 }
 
 /// Serves `config_file` until SIGTERM or SIGINT; SIGHUP reloads the configuration.
-async fn serve(cli: &Cli, config_file: &Path) -> anyhow::Result<ExitCode> {
+async fn serve(cli: &Cli, config_file: &Path, listening: Listening) -> anyhow::Result<ExitCode> {
+    let http_limits = fit_to_open_files(cli)?;
     let shutdown = shutdown_signal()?;
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let tls = Arc::new(TlsContext::new()?);
@@ -313,22 +371,26 @@ async fn serve(cli: &Cli, config_file: &Path) -> anyhow::Result<ExitCode> {
         tls,
     )?);
     tokio::spawn(exporter.clone().keep_state_saved());
-    let listener = bind(&cli.listen_address).await?;
-    let address = listener.local_addr()?;
-    tracing::info!(
-        address = %address,
-        config = %config_file.display(),
-        connectors = exporter.loaded().config.connectors.len(),
-        version = env!("CARGO_PKG_VERSION"),
-        "listening"
-    );
+    let listeners = match listening {
+        Listening::Addresses(addresses) => listen::bind_all(&addresses).await?,
+        Listening::Sockets(sockets) => listen::into_tokio(sockets)?,
+    };
+    for listener in &listeners {
+        tracing::info!(
+            address = %listener.local_addr()?,
+            config = %config_file.display(),
+            connectors = exporter.loaded().config.connectors.len(),
+            version = env!("CARGO_PKG_VERSION"),
+            "listening"
+        );
+    }
     let reloader = exporter.clone();
     tokio::spawn(async move {
         while hangup.recv().await.is_some() {
             let _ = reloader.reload();
         }
     });
-    server::run(listener, exporter.clone(), shutdown).await;
+    server::run(listeners, exporter.clone(), http_limits, shutdown).await;
     exporter.save_state().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
@@ -349,20 +411,21 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     })
 }
 
-/// Binds `address`; `:PORT` means every interface, IPv6 and IPv4.
-async fn bind(address: &str) -> anyhow::Result<TcpListener> {
-    if let Some(port) = address.strip_prefix(':') {
-        let port: u16 = port
-            .parse()
-            .with_context(|| format!("invalid port in --web.listen-address {address:?}"))?;
-        if let Ok(listener) = TcpListener::bind(SocketAddr::from(([0u16; 8], port))).await {
-            return Ok(listener);
-        }
-        return TcpListener::bind(SocketAddr::from(([0u8; 4], port)))
-            .await
-            .with_context(|| format!("cannot listen on {address}"));
+/// Raises the soft open-files limit to the hard one and fits the HTTP caps under it beside the
+/// probes' connections (see [`budget`]), saying so when they had to be lowered.
+fn fit_to_open_files(cli: &Cli) -> anyhow::Result<HttpLimits> {
+    let open_files =
+        budget::raise_open_files_limit().context("cannot read the open-files limit")?;
+    let asked = cli.http_limits();
+    let fitted = asked.fit(open_files, cli.limits().total)?;
+    if fitted != asked {
+        tracing::warn!(
+            open_files,
+            probe_connections = cli.limits().total,
+            max_connections = fitted.max_connections,
+            max_requests = fitted.max_requests,
+            "the open-files limit cannot hold the HTTP caps beside the probes' connections: lowered them"
+        );
     }
-    TcpListener::bind(address)
-        .await
-        .with_context(|| format!("cannot listen on {address}"))
+    Ok(fitted)
 }

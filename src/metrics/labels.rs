@@ -4,6 +4,9 @@
 //! does not compile. Values from a bounded set come typed (a [`Code`], a [`Phase`]), never as
 //! text built at the call site.
 
+use hyper::StatusCode;
+
+use super::own::HttpHandler;
 use crate::outcome::{Code, Phase};
 use crate::postfix::QueueReadFailure;
 use crate::probe::dnssec::DnssecStatus;
@@ -47,6 +50,12 @@ impl LabelValue for DnssecStatus {
     }
 }
 
+impl LabelValue for HttpHandler {
+    fn label_value(&self) -> &str {
+        self.as_str()
+    }
+}
+
 /// Whether TLSA records are usable for SMTP: the `usable` label, `true` or `false`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Usability(pub bool);
@@ -54,6 +63,12 @@ pub struct Usability(pub bool);
 impl LabelValue for Usability {
     fn label_value(&self) -> &str {
         if self.0 { "true" } else { "false" }
+    }
+}
+
+impl LabelValue for StatusCode {
+    fn label_value(&self) -> &str {
+        self.as_str()
     }
 }
 
@@ -246,6 +261,14 @@ label_sets! {
         version: &'a str,
         /// The source revision it was built from.
         revision: &'a str,
+    }
+
+    /// An HTTP request by the handler that answered it and its status.
+    HttpRequestLabels {
+        /// The handler (a bounded set).
+        handler: HttpHandler,
+        /// The status code, three digits.
+        code: StatusCode,
     }
 
     /// Why reading the Postfix queue failed.

@@ -2,6 +2,7 @@
 //!
 //! - [`probe`]: the series of one `/probe` scrape, from its probes and the connectors' state;
 //! - [`own`]: the exporter's own metrics on `/metrics`;
+//! - [`process`]: the standard `process_*` metrics, read from `/proc`;
 //! - [`postfix`]: the Postfix queue's series, on both;
 //! - [`text`]: the one exposition writer (OpenMetrics and the classic text format, negotiated
 //!   by the `Accept` header), through which every series above is written;
@@ -11,9 +12,10 @@ pub mod labels;
 pub mod own;
 pub mod postfix;
 pub mod probe;
+pub mod process;
 pub mod text;
 
-pub use own::OwnMetrics;
+pub use own::{HttpHandler, OwnMetrics, ProbeActivity};
 pub use probe::ProbeMetrics;
 pub use text::Format;
 

@@ -1,13 +1,16 @@
-//! The exporter's own metrics, served on `/metrics`: its build, its configuration loads, the
-//! probes its own connection caps kept from running, and its readings of the Postfix queue (only
-//! when one is configured). They are kept in prometheus-client's atomic gauges and counters,
-//! updated as things happen, and written by the one exposition writer.
+//! The exporter's own metrics, served on `/metrics`: the standard `process_*` family, its build,
+//! its configuration loads, the work of its probes (in flight, waiting for a connection slot, and
+//! those its own connection caps kept from running), of its HTTP server (requests by handler and
+//! status, connections), and its readings of the Postfix queue (only when one is configured).
+//! They are kept in prometheus-client's atomic gauges and counters, updated as things happen, and
+//! written by the one exposition writer.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
+use hyper::StatusCode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 
@@ -15,9 +18,33 @@ use crate::config::Config;
 use crate::postfix::{QueueReadFailure, QueueSummary, UNMATCHED};
 use crate::state::unix_seconds;
 
-use super::labels::{BuildLabels, ConnectorLabels, NoLabels, QueueReadLabels};
+use super::labels::{BuildLabels, ConnectorLabels, HttpRequestLabels, NoLabels, QueueReadLabels};
 use super::postfix::write_queue;
+use super::process::ProcessSample;
 use super::text::{Exposition, Family, Format, flag};
+
+const PROCESS_CPU: Family<NoLabels> = Family::counter(
+    "process_cpu_seconds",
+    "Total user and system CPU time spent in seconds.",
+);
+const PROCESS_RESIDENT: Family<NoLabels> = Family::gauge(
+    "process_resident_memory_bytes",
+    "Resident memory size in bytes.",
+);
+const PROCESS_VIRTUAL: Family<NoLabels> = Family::gauge(
+    "process_virtual_memory_bytes",
+    "Virtual memory size in bytes.",
+);
+const PROCESS_OPEN_FDS: Family<NoLabels> =
+    Family::gauge("process_open_fds", "Number of open file descriptors.");
+const PROCESS_MAX_FDS: Family<NoLabels> = Family::gauge(
+    "process_max_fds",
+    "Maximum number of open file descriptors.",
+);
+const PROCESS_START: Family<NoLabels> = Family::gauge(
+    "process_start_time_seconds",
+    "Start time of the process since unix epoch in seconds.",
+);
 
 const BUILD_INFO: Family<BuildLabels<'static>> = Family::gauge(
     "mailflow_exporter_build_info",
@@ -48,6 +75,117 @@ const QUEUE_READ_FAILURES: Family<QueueReadLabels> = Family::counter(
 /// A gauge holding an `f64`.
 type FloatGauge = Gauge<f64, AtomicU64>;
 
+const PROBES_IN_FLIGHT: Family<NoLabels> = Family::gauge(
+    "mailflow_exporter_probes_in_flight",
+    "Probes running now (concurrent scrapes of one connector share one).",
+);
+const PROBE_SLOT_WAITS: Family<NoLabels> = Family::counter(
+    "mailflow_exporter_probe_slot_waits",
+    "Connections of probes that had to wait for a slot under --probe.max-connections or \
+     --probe.max-connections-per-address.",
+);
+const HTTP_REQUESTS: Family<HttpRequestLabels> = Family::counter(
+    "mailflow_exporter_http_requests",
+    "HTTP requests answered, by handler and status code.",
+);
+const HTTP_REQUESTS_IN_FLIGHT: Family<NoLabels> = Family::gauge(
+    "mailflow_exporter_http_requests_in_flight",
+    "HTTP requests being answered now.",
+);
+const HTTP_CONNECTIONS: Family<NoLabels> = Family::gauge(
+    "mailflow_exporter_http_connections",
+    "HTTP connections open now.",
+);
+const HTTP_CONNECTIONS_MAX: Family<NoLabels> = Family::gauge(
+    "mailflow_exporter_http_connections_max",
+    "The most HTTP connections served at once (--web.max-connections, lowered to fit the \
+     open-files limit beside the probes' connections).",
+);
+const HTTP_CONNECTIONS_REJECTED: Family<NoLabels> = Family::counter(
+    "mailflow_exporter_http_connections_rejected",
+    "HTTP connections turned away (503) because the connection cap was reached.",
+);
+
+/// The handlers HTTP requests are counted by: a bounded set, whatever path a client asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum HttpHandler {
+    /// `/probe`.
+    Probe,
+    /// `/metrics`.
+    Metrics,
+    /// `/sd`.
+    ServiceDiscovery,
+    /// `/-/healthy`.
+    Healthy,
+    /// `/-/ready`.
+    Ready,
+    /// `/-/reload`.
+    Reload,
+    /// `/`, the status page.
+    Status,
+    /// `/explain`.
+    Explain,
+    /// Any other path.
+    Other,
+}
+
+impl HttpHandler {
+    /// The handler that serves `path`.
+    pub fn of(path: &str) -> Self {
+        match path {
+            "/probe" => HttpHandler::Probe,
+            "/metrics" => HttpHandler::Metrics,
+            "/sd" => HttpHandler::ServiceDiscovery,
+            "/-/healthy" => HttpHandler::Healthy,
+            "/-/ready" => HttpHandler::Ready,
+            "/-/reload" => HttpHandler::Reload,
+            "/" => HttpHandler::Status,
+            "/explain" => HttpHandler::Explain,
+            _ => HttpHandler::Other,
+        }
+    }
+
+    /// The `handler` label: the path, or `other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpHandler::Probe => "/probe",
+            HttpHandler::Metrics => "/metrics",
+            HttpHandler::ServiceDiscovery => "/sd",
+            HttpHandler::Healthy => "/-/healthy",
+            HttpHandler::Ready => "/-/ready",
+            HttpHandler::Reload => "/-/reload",
+            HttpHandler::Status => "/",
+            HttpHandler::Explain => "/explain",
+            HttpHandler::Other => "other",
+        }
+    }
+}
+
+/// What the probes are doing, read from them at each scrape of `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeActivity {
+    /// Probes running now.
+    pub in_flight: usize,
+    /// Connections that waited for a slot, since start.
+    pub slot_waits: u64,
+}
+
+/// The HTTP server's counts.
+#[derive(Debug, Default)]
+struct HttpMetrics {
+    /// Requests answered, by handler and status. Both are bounded: the handlers by
+    /// [`HttpHandler`], the statuses by what the server answers.
+    requests: Mutex<BTreeMap<(HttpHandler, StatusCode), u64>>,
+    /// Requests being answered now.
+    requests_in_flight: Gauge,
+    /// Connections open now.
+    connections: Gauge,
+    /// The connection cap in force.
+    connections_max: Gauge,
+    /// Connections turned away at the cap.
+    connections_rejected: Counter,
+}
+
 /// The exporter's own metrics (`/metrics`).
 #[derive(Debug, Default)]
 pub struct OwnMetrics {
@@ -62,6 +200,10 @@ pub struct OwnMetrics {
     /// Probes that the connection caps kept from running, by connector (those with none are
     /// absent here and written as 0).
     probe_slot_timeouts: Mutex<BTreeMap<String, u64>>,
+    /// What the probes were doing at the last look.
+    probes: Mutex<ProbeActivity>,
+    /// The HTTP server's counts.
+    http: HttpMetrics,
 }
 
 impl OwnMetrics {
@@ -108,11 +250,52 @@ impl OwnMetrics {
         }
     }
 
+    /// Takes in what the probes are doing now (read from them before each exposition).
+    pub fn observe_probes(&self, activity: ProbeActivity) {
+        *self.probes.lock().unwrap_or_else(PoisonError::into_inner) = activity;
+    }
+
+    /// Counts a request answered by `handler` with `status`.
+    pub fn http_request(&self, handler: HttpHandler, status: StatusCode) {
+        let mut requests = self
+            .http
+            .requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *requests.entry((handler, status)).or_default() += 1;
+    }
+
+    /// Counts a request that starts being answered; the guard counts it finished when dropped.
+    pub fn http_request_started(&self) -> InFlightGuard<'_> {
+        InFlightGuard::new(&self.http.requests_in_flight)
+    }
+
+    /// Counts a connection opened; the guard counts it closed when dropped.
+    pub fn http_connection_opened(&self) -> InFlightGuard<'_> {
+        InFlightGuard::new(&self.http.connections)
+    }
+
+    /// Records the connection cap in force.
+    pub fn http_connections_max(&self, cap: usize) {
+        self.http
+            .connections_max
+            .set(i64::try_from(cap).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a connection turned away at the cap.
+    pub fn http_connection_rejected(&self) {
+        self.http.connections_rejected.inc();
+    }
+
     /// The exposition in `format` for the connectors of `config`; the Postfix queue series only
     /// when `config` reads a queue, with its counts per connector (plus the unmatched messages)
     /// when a `queue` reading is given.
     pub fn encode(&self, format: Format, config: &Config, queue: Option<&QueueSummary>) -> String {
-        let mut exposition = Exposition::new(format, 1024);
+        let mut exposition = Exposition::new(format, 4096);
+        match ProcessSample::read() {
+            Ok(process) => write_process(&mut exposition, &process),
+            Err(error) => tracing::debug!(error = %error, "no process metrics"),
+        }
         let build = BuildLabels {
             version: env!("CARGO_PKG_VERSION"),
             revision: env!("MAILFLOW_REVISION"),
@@ -135,6 +318,7 @@ impl OwnMetrics {
                 samples.sample(labels, count as f64);
             }
         }
+        self.write_activity(&mut exposition);
         if config.postfix_queue.is_none() {
             return exposition.finish();
         }
@@ -159,6 +343,76 @@ impl OwnMetrics {
             write_queue(&mut exposition, summary, connectors.chain([UNMATCHED]));
         }
         exposition.finish()
+    }
+
+    /// The probes' and the HTTP server's work.
+    fn write_activity(&self, exposition: &mut Exposition) {
+        let probes = *self.probes.lock().unwrap_or_else(PoisonError::into_inner);
+        exposition
+            .family(&PROBES_IN_FLIGHT)
+            .sample(NoLabels, probes.in_flight as f64);
+        exposition
+            .family(&PROBE_SLOT_WAITS)
+            .sample(NoLabels, probes.slot_waits as f64);
+        let http = &self.http;
+        let requests = http
+            .requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        // The family appears with the first request (always there by a scrape of /metrics).
+        if !requests.is_empty() {
+            let mut samples = exposition.family(&HTTP_REQUESTS);
+            for ((handler, code), count) in requests {
+                samples.sample(HttpRequestLabels { handler, code }, count as f64);
+            }
+        }
+        exposition
+            .family(&HTTP_REQUESTS_IN_FLIGHT)
+            .sample(NoLabels, http.requests_in_flight.get() as f64);
+        exposition
+            .family(&HTTP_CONNECTIONS)
+            .sample(NoLabels, http.connections.get() as f64);
+        exposition
+            .family(&HTTP_CONNECTIONS_MAX)
+            .sample(NoLabels, http.connections_max.get() as f64);
+        exposition
+            .family(&HTTP_CONNECTIONS_REJECTED)
+            .sample(NoLabels, http.connections_rejected.get() as f64);
+    }
+}
+
+/// The `process_*` family.
+fn write_process(exposition: &mut Exposition, process: &ProcessSample) {
+    for (family, value) in [
+        (&PROCESS_CPU, process.cpu_seconds),
+        (&PROCESS_RESIDENT, process.resident_memory_bytes),
+        (&PROCESS_VIRTUAL, process.virtual_memory_bytes),
+        (&PROCESS_OPEN_FDS, process.open_fds),
+        (&PROCESS_MAX_FDS, process.max_fds),
+        (&PROCESS_START, process.start_time_seconds),
+    ] {
+        exposition.family(family).sample(NoLabels, value);
+    }
+}
+
+/// Counts one thing in progress on a gauge, for as long as it lives.
+#[derive(Debug)]
+pub struct InFlightGuard<'a> {
+    /// The gauge counting things in progress.
+    gauge: &'a Gauge,
+}
+
+impl<'a> InFlightGuard<'a> {
+    fn new(gauge: &'a Gauge) -> Self {
+        gauge.inc();
+        InFlightGuard { gauge }
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.gauge.dec();
     }
 }
 
@@ -194,8 +448,8 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }
-        assert!(text.starts_with(
-            "# HELP mailflow_exporter_build_info The exporter's version and revision; always 1.\n\
+        assert!(text.contains(
+            "\n# HELP mailflow_exporter_build_info The exporter's version and revision; always 1.\n\
              # TYPE mailflow_exporter_build_info gauge\nmailflow_exporter_build_info{version=\""
         ));
         assert!(!text.contains("mailflow_postfix_queue_read_failures"));
@@ -213,6 +467,41 @@ mod tests {
         let text = metrics.encode(Format::Text, &config, None);
         assert!(text.contains("\nmailflow_postfix_queue_read_success 1\n"));
         assert!(text.contains("# TYPE mailflow_postfix_queue_read_failures_total counter\n"));
+    }
+
+    #[test]
+    fn writes_the_process_the_probes_and_http_requests() {
+        let metrics = OwnMetrics::default();
+        metrics.observe_probes(ProbeActivity {
+            in_flight: 3,
+            slot_waits: 5,
+        });
+        metrics.http_request(HttpHandler::of("/probe"), StatusCode::OK);
+        metrics.http_request(HttpHandler::of("/probe"), StatusCode::OK);
+        metrics.http_request(HttpHandler::of("/x/../etc"), StatusCode::NOT_FOUND);
+        metrics.http_connections_max(128);
+        metrics.http_connection_rejected();
+        let opened = metrics.http_connection_opened();
+        let text = metrics.encode(Format::Text, &config(false), None);
+        for line in [
+            "# TYPE process_cpu_seconds_total counter",
+            "# TYPE process_resident_memory_bytes gauge",
+            "mailflow_exporter_probes_in_flight 3",
+            "mailflow_exporter_probe_slot_waits_total 5",
+            "mailflow_exporter_http_requests_total{handler=\"/probe\",code=\"200\"} 2",
+            "mailflow_exporter_http_requests_total{handler=\"other\",code=\"404\"} 1",
+            "mailflow_exporter_http_connections 1",
+            "mailflow_exporter_http_connections_max 128",
+            "mailflow_exporter_http_connections_rejected_total 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+        drop(opened);
+        let text = metrics.encode(Format::Text, &config(false), None);
+        assert!(
+            text.lines()
+                .any(|l| l == "mailflow_exporter_http_connections 0")
+        );
     }
 
     #[test]

@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::time::{Instant, timeout_at};
 
 /// How many connections probes may hold open.
@@ -35,6 +36,8 @@ pub struct Limiter {
     total: Arc<Semaphore>,
     /// Connections to each address that has a connection or a waiter now (idle ones are dropped).
     per_address: Mutex<HashMap<SocketAddr, Arc<Semaphore>>>,
+    /// Connections that had to wait for a slot, since start.
+    waits: AtomicU64,
 }
 
 /// No connection slot came free for an address before the probe's deadline: the exporter's own
@@ -69,7 +72,14 @@ impl Limiter {
             caps,
             total: Arc::new(Semaphore::new(caps.total)),
             per_address: Mutex::new(HashMap::new()),
+            waits: AtomicU64::new(0),
         }
+    }
+
+    /// How many connections had to wait for a slot, since start (those that got none are
+    /// counted per connector by the exporter, as probes that did not run).
+    pub fn slot_waits(&self) -> u64 {
+        self.waits.load(Ordering::Relaxed)
     }
 
     /// The caps in force.
@@ -77,7 +87,8 @@ impl Limiter {
         self.caps
     }
 
-    /// Waits for leave to connect to `address`, until `deadline`.
+    /// Waits for leave to connect to `address`, until `deadline`. A wait is counted
+    /// ([`Limiter::slot_waits`]).
     pub async fn acquire(
         &self,
         address: SocketAddr,
@@ -88,24 +99,47 @@ impl Limiter {
             .entry(address)
             .or_insert_with(|| Arc::new(Semaphore::new(self.caps.per_address)))
             .clone();
-        let acquired = timeout_at(deadline, semaphore.acquire_owned()).await;
-        let Ok(Ok(address_permit)) = acquired else {
+        let mut waited = false;
+        let Some(address_permit) = self.wait_for(semaphore, deadline, &mut waited).await else {
             self.forget_if_idle(address);
             return Err(NoSlot { address });
         };
-        match timeout_at(deadline, self.total.clone().acquire_owned()).await {
-            Ok(Ok(total_permit)) => Ok(Permit {
+        match self
+            .wait_for(self.total.clone(), deadline, &mut waited)
+            .await
+        {
+            Some(total_permit) => Ok(Permit {
                 limiter: self,
                 address,
                 _address_permit: Some(address_permit),
                 _total_permit: total_permit,
             }),
-            _ => {
+            None => {
                 drop(address_permit);
                 self.forget_if_idle(address);
                 Err(NoSlot { address })
             }
         }
+    }
+
+    /// A permit of `semaphore` by `deadline`: at once when one is free, else after waiting
+    /// (counted once per connection in `waited`), or `None`.
+    async fn wait_for(
+        &self,
+        semaphore: Arc<Semaphore>,
+        deadline: Instant,
+        waited: &mut bool,
+    ) -> Option<OwnedSemaphorePermit> {
+        match semaphore.clone().try_acquire_owned() {
+            Ok(permit) => return Some(permit),
+            Err(TryAcquireError::Closed) => return None,
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        if !std::mem::replace(waited, true) {
+            self.waits.fetch_add(1, Ordering::Relaxed);
+        }
+        let permit = timeout_at(deadline, semaphore.acquire_owned()).await;
+        permit.ok().and_then(Result::ok)
     }
 
     /// Removes the semaphore of `address` when nobody holds or waits for it.
@@ -158,12 +192,14 @@ mod tests {
         let a = limiter.acquire(address(25), soon).await;
         let b = limiter.acquire(address(25), soon).await;
         assert!(a.is_ok() && b.is_ok());
+        assert_eq!(limiter.slot_waits(), 0);
         assert_eq!(
             limiter.acquire(address(25), soon).await.err(),
             Some(NoSlot {
                 address: address(25)
             })
         );
+        assert_eq!(limiter.slot_waits(), 1);
         // Another address is not held up.
         assert!(limiter.acquire(address(26), soon).await.is_ok());
         drop(a);
@@ -181,6 +217,27 @@ mod tests {
         let _a = limiter.acquire(address(1), soon).await.expect("first");
         let _b = limiter.acquire(address(2), soon).await.expect("second");
         assert!(limiter.acquire(address(3), soon).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_wait_that_ends_with_a_slot_is_counted_once() {
+        let limiter = Arc::new(Limiter::new(ConnectionCaps {
+            total: 1,
+            per_address: 5,
+        }));
+        let later = Instant::now() + Duration::from_secs(20);
+        let held = limiter.acquire(address(1), later).await;
+        assert!(held.is_ok());
+        let waiting = tokio::spawn({
+            let limiter = limiter.clone();
+            async move { limiter.acquire(address(2), later).await.is_ok() }
+        });
+        while limiter.slot_waits() == 0 {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        assert!(waiting.await.expect("task"));
+        assert_eq!(limiter.slot_waits(), 1);
     }
 
     #[tokio::test]

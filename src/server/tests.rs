@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{query_param, run};
+use super::{HttpLimits, query_param, run};
 use crate::exporter::{Exporter, ExporterSettings};
 use crate::probe::limits::ConnectionCaps;
 use crate::probe::tls::TlsContext;
@@ -125,8 +125,10 @@ async fn converse(stream: TcpStream, commands: &Mutex<Vec<String>>) -> std::io::
 /// The exporter served on `127.0.0.1:0` by [`run`], with its configuration in a temporary
 /// directory.
 struct Served {
-    /// Where it listens.
+    /// Where it listens (its first listener).
     address: SocketAddr,
+    /// Every listener's address.
+    addresses: Vec<SocketAddr>,
     /// The exporter it serves.
     exporter: Arc<Exporter>,
     /// The configuration file.
@@ -139,32 +141,71 @@ struct Served {
     _dir: tempfile::TempDir,
 }
 
+/// How a test serves the exporter.
+struct Setup<'a> {
+    /// The configuration.
+    yaml: &'a str,
+    /// The web configuration, if any (written beside the configuration as `web.yml`).
+    web_yaml: Option<&'a str>,
+    /// The server's caps.
+    limits: HttpLimits,
+    /// The caps on the probes' connections.
+    probe_limits: ConnectionCaps,
+    /// How many listeners to serve on.
+    listeners: usize,
+}
+
+impl<'a> Setup<'a> {
+    fn new(yaml: &'a str) -> Self {
+        Setup {
+            yaml,
+            web_yaml: None,
+            limits: HttpLimits::default(),
+            probe_limits: ConnectionCaps::default(),
+            listeners: 1,
+        }
+    }
+}
+
 impl Served {
     /// Serves the configuration `yaml`.
     async fn start(yaml: &str) -> Self {
-        Self::start_with(yaml, ConnectionCaps::default()).await
+        Self::start_with(Setup::new(yaml)).await
     }
 
-    /// Serves the configuration `yaml`, opening probe connections within `limits`.
-    async fn start_with(yaml: &str, limits: ConnectionCaps) -> Self {
+    /// Serves as `setup` says; `address` is the first listener's, `addresses` all of them.
+    async fn start_with(setup: Setup<'_>) -> Self {
         let dir = tempfile::tempdir().expect("dir");
         let config_file = dir.path().join("mailflow.yml");
-        std::fs::write(&config_file, yaml).expect("write");
+        std::fs::write(&config_file, setup.yaml).expect("write");
+        let web_config_file = setup.web_yaml.map(|web| {
+            let path = dir.path().join("web.yml");
+            std::fs::write(&path, web).expect("write");
+            path
+        });
         let settings = ExporterSettings {
             config_file: config_file.clone(),
-            limits,
+            web_config_file,
+            limits: setup.probe_limits,
             ..ExporterSettings::default()
         };
         let tls = Arc::new(TlsContext::new().expect("TLS"));
         let exporter = Arc::new(Exporter::load(settings, tls).expect("load"));
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("address");
+        let mut listeners = Vec::new();
+        for _ in 0..setup.listeners {
+            listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
+        }
+        let addresses: Vec<SocketAddr> = listeners
+            .iter()
+            .map(|l| l.local_addr().expect("address"))
+            .collect();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(run(listener, exporter.clone(), async {
+        let task = tokio::spawn(run(listeners, exporter.clone(), setup.limits, async {
             let _ = stopped.await;
         }));
         Served {
-            address,
+            address: addresses[0],
+            addresses,
             exporter,
             config_file,
             stop: Some(stop),
@@ -175,12 +216,21 @@ impl Served {
 
     /// Sends `method path` with `headers`, and reads the whole answer.
     async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
+        self.request_to(self.address, method, path, headers).await
+    }
+
+    /// Sends `method path` with `headers` to the listener at `address`, and reads the answer.
+    async fn request_to(
+        &self,
+        address: SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let exchange = async {
-            let mut stream = TcpStream::connect(self.address).await.expect("connect");
-            let mut request = format!(
-                "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-                self.address
-            );
+            let mut stream = TcpStream::connect(address).await.expect("connect");
+            let mut request =
+                format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
             for (name, value) in headers {
                 request.push_str(&format!("{name}: {value}\r\n"));
             }
@@ -363,7 +413,7 @@ async fn serves_its_own_metrics_discovery_and_health() {
         groups,
         serde_json::json!([{
             "targets": [served.address.to_string()],
-            "labels": { "connector": "fixture" },
+            "labels": { "connector": "fixture", "connector_type": "on_premises" },
         }])
     );
 
@@ -503,7 +553,13 @@ async fn a_probe_without_a_connection_slot_fails_the_scrape_not_the_connector() 
         total: 8,
         per_address: 1,
     };
-    let served = Arc::new(Served::start_with(&yaml, one_per_address).await);
+    let served = Arc::new(
+        Served::start_with(Setup {
+            probe_limits: one_per_address,
+            ..Setup::new(&yaml)
+        })
+        .await,
+    );
     // The first connector's probe takes the one connection to the server...
     let first = tokio::spawn({
         let served = served.clone();
@@ -570,3 +626,5 @@ fn query_parameters_are_decoded() {
     assert_eq!(query_param("connector=%zz", "connector"), None);
     assert_eq!(query_param("connector", "connector").as_deref(), Some(""));
 }
+
+mod surface;

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConnectorState, unix_seconds};
+use super::{ConnectorState, RecentCodes, unix_seconds};
 use crate::outcome::Code;
 
 /// The format version written into the file.
@@ -146,6 +146,7 @@ impl TryFrom<StoredConnector> for ConnectorState {
             streak_start: stored.streak_start.map(time_from_unix).transpose()?,
             last_success: stored.last_success.map(time_from_unix).transpose()?,
             last_outcome: None,
+            recent: RecentCodes::default(),
         })
     }
 }
@@ -222,6 +223,7 @@ mod tests {
                 streak_start: Some(at(1_700_000_000)),
                 last_success: Some(at(1_699_999_940)),
                 last_outcome: None,
+                recent: RecentCodes::default(),
             },
         );
         states.insert("b".to_owned(), ConnectorState::default());

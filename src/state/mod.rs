@@ -3,13 +3,16 @@
 //! [`file`](mod@file) keeps it in a file across restarts, and [`saver`] writes that file as it changes.
 
 pub mod file;
+pub mod recent;
 pub mod saver;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use crate::outcome::{Code, Failure, Outcome};
+use crate::outcome::{Code, Failure, Outcome, code_of};
+
+pub use recent::RecentCodes;
 
 /// The remembered history of one connector.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -24,6 +27,8 @@ pub struct ConnectorState {
     pub last_success: Option<SystemTime>,
     /// The outcome of the last probe.
     pub last_outcome: Option<Outcome>,
+    /// The codes of the last few probes, oldest first (not kept across restarts).
+    pub recent: RecentCodes,
 }
 
 impl ConnectorState {
@@ -57,6 +62,7 @@ impl ConnectorState {
             }
         }
         self.last_outcome = Some(*outcome);
+        self.recent.push(code_of(outcome));
     }
 
     fn count_failure(&mut self, failure: &Failure) {
@@ -152,6 +158,15 @@ mod tests {
         assert_eq!(s.queue_age(at(5000)), Duration::ZERO);
         assert_eq!(s.last_success, Some(at(4000)));
         assert_eq!(s.failures_with(Code::ConnectionRefused), 1);
+        assert_eq!(
+            s.recent.iter().collect::<Vec<_>>(),
+            [
+                Code::Ok,
+                Code::ConnectionRefused,
+                Code::ConnectionTimedOut,
+                Code::Ok
+            ]
+        );
     }
 
     #[test]

@@ -9,7 +9,8 @@ use serde_saphyr::{Location, Spanned};
 
 use super::WebConfig;
 use super::auth::{self, BasicAuth};
-use super::raw::{RawHttp, RawTls, RawWebConfig};
+use super::rate_limit::{RateLimit, TokenBucket};
+use super::raw::{RawHttp, RawRateLimit, RawTls, RawWebConfig};
 use super::tls::{self, BuildError, ClientAuth, ServerTls};
 use crate::config::Problem;
 
@@ -21,27 +22,25 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<WebConfig, Vec<Problem>> 
         path,
         problems: Vec::new(),
     };
-    if let Some(rate_limit) = &raw.rate_limit {
-        checker.problem(
-            Some(rate_limit.referenced),
-            "rate_limit",
-            "rate_limit is not supported by mailflow_exporter: remove it".to_owned(),
-        );
-    }
-    let tls = raw
-        .tls_server_config
-        .and_then(|section| checker.tls(section));
-    let headers = raw
+    let rate_limit = raw
+        .rate_limit
+        .and_then(|section| checker.rate_limit(section));
+    let http = raw
         .http_server_config
         .map(|section| checker.http(section))
         .unwrap_or_default();
+    let tls = raw
+        .tls_server_config
+        .and_then(|section| checker.tls(section, http.http2));
     let users = checker.users(raw.basic_auth_users.unwrap_or_default());
     if !checker.problems.is_empty() {
         return Err(checker.problems);
     }
     Ok(WebConfig {
         tls,
-        headers,
+        http2: http.http2,
+        headers: http.headers,
+        rate_limit: rate_limit.map(TokenBucket::new),
         basic_auth: BasicAuth::new(users),
     })
 }
@@ -67,6 +66,23 @@ const ALLOWED_HEADERS: [(&str, Option<&[&str]>); 5] = [
     ("X-XSS-Protection", None),
     ("Content-Security-Policy", None),
 ];
+
+/// `http_server_config`, validated.
+struct HttpSettings {
+    /// Offer HTTP/2 over TLS (the exporter-toolkit's default: on).
+    http2: bool,
+    /// Headers to add to every response.
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            http2: true,
+            headers: Vec::new(),
+        }
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Validation.
@@ -108,7 +124,11 @@ impl Checker<'_> {
     }
 
     /// `tls_server_config`: the server's TLS settings, files read and the config built.
-    fn tls(&mut self, section: Spanned<RawTls>) -> Option<std::sync::Arc<rustls::ServerConfig>> {
+    fn tls(
+        &mut self,
+        section: Spanned<RawTls>,
+        http2: bool,
+    ) -> Option<std::sync::Arc<rustls::ServerConfig>> {
         let before = self.problems.len();
         let at = section.referenced;
         let raw = section.value;
@@ -200,6 +220,7 @@ impl Checker<'_> {
             groups,
             prefer_server_cipher_suites: raw.prefer_server_cipher_suites.unwrap_or(true),
             client_allowed_sans: raw.client_allowed_sans.map(|s| s.value).unwrap_or_default(),
+            http2,
         };
         match tls::server_config(settings) {
             Ok(config) => Some(config),
@@ -399,18 +420,59 @@ impl Checker<'_> {
         Some(groups)
     }
 
-    /// `http_server_config`: HTTP/2 is refused; the allowed extra headers are kept.
-    fn http(&mut self, section: Spanned<RawHttp>) -> Vec<(HeaderName, HeaderValue)> {
+    /// `rate_limit`: `interval` (a duration) and `burst`. As in the exporter-toolkit, no
+    /// `interval` (or `0`) means no limit; settings that would refuse every request or do
+    /// nothing are problems.
+    fn rate_limit(&mut self, section: Spanned<RawRateLimit>) -> Option<RateLimit> {
         let raw = section.value;
-        if let Some(http2) = raw.http2.filter(|h| h.value) {
-            self.problem(
-                Some(http2.referenced),
-                "http_server_config.http2",
-                "HTTP/2 is not supported: mailflow_exporter serves HTTP/1.1; set http2: false \
-                 or remove it"
-                    .to_owned(),
-            );
+        let interval = match &raw.interval {
+            None => None,
+            Some(text) => match crate::config::parse_duration(&text.value) {
+                Ok(interval) => Some(interval).filter(|i| !i.is_zero()),
+                Err(message) => {
+                    self.problem(Some(text.referenced), "rate_limit.interval", message);
+                    return None;
+                }
+            },
+        };
+        match (interval, raw.burst) {
+            (None, None) => None,
+            (None, Some(burst)) => {
+                self.problem(
+                    Some(burst.referenced),
+                    "rate_limit.burst",
+                    "burst without an interval limits nothing: set interval (e.g. 1s), or \
+                     remove rate_limit"
+                        .to_owned(),
+                );
+                None
+            }
+            (Some(_), None) => {
+                self.problem(
+                    Some(section.referenced),
+                    "rate_limit.burst",
+                    "missing burst: how many requests may come at once (at least 1)".to_owned(),
+                );
+                None
+            }
+            (Some(_), Some(burst)) if burst.value == 0 => {
+                self.problem(
+                    Some(burst.referenced),
+                    "rate_limit.burst",
+                    "burst 0 would refuse every request: use at least 1".to_owned(),
+                );
+                None
+            }
+            (Some(interval), Some(burst)) => Some(RateLimit {
+                interval,
+                burst: burst.value,
+            }),
         }
+    }
+
+    /// `http_server_config`: HTTP/2 on or off, and the allowed extra headers.
+    fn http(&mut self, section: Spanned<RawHttp>) -> HttpSettings {
+        let raw = section.value;
         let mut headers = Vec::new();
         for (name, value) in raw.headers.unwrap_or_default() {
             let key = format!("http_server_config.headers.{name}");
@@ -455,7 +517,10 @@ impl Checker<'_> {
                 ),
             }
         }
-        headers
+        HttpSettings {
+            http2: raw.http2.is_none_or(|h| h.value),
+            headers,
+        }
     }
 
     /// `basic_auth_users`: user names and their validated bcrypt hashes.

@@ -1,5 +1,5 @@
-//! `--web.config.file`: TLS and basic authentication for the exporter's own HTTP endpoint, in
-//! the format of the Prometheus exporter-toolkit.
+//! `--web.config.file`: TLS, HTTP/2, response headers, a rate limit and basic authentication
+//! for the exporter's own HTTP endpoint, in the format of the Prometheus exporter-toolkit.
 //!
 //! [`WebConfig::load`] reads and validates the file, reads the certificate, key and CA files
 //! it names (relative paths are relative to the web config file) and builds the rustls server
@@ -14,14 +14,19 @@
 //!   client_ca_file: ca.crt
 //!   min_version: TLS12
 //! http_server_config:
+//!   http2: true            # the default: offered over TLS (ALPN), as the toolkit does
 //!   headers:
 //!     Strict-Transport-Security: max-age=31536000
+//! rate_limit:
+//!   interval: 1s           # one more request a second...
+//!   burst: 20              # ...after up to 20 at once; past it: 429
 //! basic_auth_users:
 //!   alice: $2y$10$...
 //! ```
 
 mod auth;
 mod file;
+mod rate_limit;
 mod raw;
 mod tls;
 
@@ -32,6 +37,7 @@ use std::sync::Arc;
 use hyper::header::{HeaderName, HeaderValue};
 
 pub use auth::{Authorization, WWW_AUTHENTICATE};
+pub use rate_limit::RateLimit;
 
 use crate::config::Problem;
 
@@ -40,8 +46,12 @@ use crate::config::Problem;
 pub struct WebConfig {
     /// The TLS server configuration; `None`: plain HTTP.
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// HTTP/2 is offered over TLS (`http_server_config.http2`); plain HTTP is HTTP/1.1 only.
+    http2: bool,
     /// Headers to add to every response (`http_server_config.headers`).
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// The request rate limit (`rate_limit`), if any.
+    rate_limit: Option<rate_limit::TokenBucket>,
     /// The basic authentication users; `None`: no authentication.
     basic_auth: Option<auth::BasicAuth>,
 }
@@ -71,6 +81,23 @@ impl WebConfig {
         }
     }
 
+    /// Whether HTTP/2 is offered to TLS clients (ALPN `h2`).
+    pub fn http2(&self) -> bool {
+        self.tls.is_some() && self.http2
+    }
+
+    /// The request rate limit in force, if any.
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        self.rate_limit.as_ref().map(rate_limit::TokenBucket::limit)
+    }
+
+    /// Whether the rate limit lets one more request through now (always, without one).
+    pub fn admits_request(&self) -> bool {
+        self.rate_limit
+            .as_ref()
+            .is_none_or(|bucket| bucket.take(tokio::time::Instant::now()))
+    }
+
     /// Headers to add to every response, from `http_server_config.headers`.
     pub fn response_headers(&self) -> &[(HeaderName, HeaderValue)] {
         &self.headers
@@ -81,7 +108,9 @@ impl fmt::Debug for WebConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebConfig")
             .field("tls", &self.tls.is_some())
+            .field("http2", &self.http2)
             .field("headers", &self.headers)
+            .field("rate_limit", &self.rate_limit())
             .field("basic_auth", &self.basic_auth)
             .finish()
     }

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_saphyr::Spanned;
 
 /// The whole file.
@@ -13,7 +12,7 @@ use serde_saphyr::Spanned;
 pub(super) struct RawWebConfig {
     pub(super) tls_server_config: Option<Spanned<RawTls>>,
     pub(super) http_server_config: Option<Spanned<RawHttp>>,
-    pub(super) rate_limit: Option<Spanned<IgnoredAny>>,
+    pub(super) rate_limit: Option<Spanned<RawRateLimit>>,
     pub(super) basic_auth_users: Option<BTreeMap<String, Spanned<String>>>,
 }
 
@@ -42,4 +41,12 @@ pub(super) struct RawTls {
 pub(super) struct RawHttp {
     pub(super) http2: Option<Spanned<bool>>,
     pub(super) headers: Option<BTreeMap<String, Spanned<String>>>,
+}
+
+/// `rate_limit`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRateLimit {
+    pub(super) interval: Option<Spanned<String>>,
+    pub(super) burst: Option<Spanned<u32>>,
 }

@@ -168,12 +168,62 @@ fn good_file_loads() {
         .expect("valid");
     assert!(config.tls_acceptor().is_some());
     assert_eq!(config.response_headers().len(), 2);
+    assert!(!config.http2());
+    assert_eq!(config.rate_limit(), None);
     assert_eq!(
         config.authorize(Some(&header("alice", "secret"))),
         Authorization::Allowed
     );
     let debug = format!("{config:?}");
     assert!(debug.contains("alice") && !debug.contains(&hash), "{debug}");
+}
+
+#[test]
+fn http2_is_offered_over_tls_unless_turned_off() {
+    let pki = Pki::new();
+    let with_tls = pki.load(TLS_VERIFY).expect("valid");
+    assert!(with_tls.http2());
+    let off = pki
+        .load(&format!(
+            "{TLS_VERIFY}http_server_config:\n  http2: false\n"
+        ))
+        .expect("valid");
+    assert!(!off.http2());
+    // Plain HTTP is HTTP/1.1, as with the exporter-toolkit.
+    let plain = pki
+        .load("http_server_config:\n  http2: true\n")
+        .expect("valid");
+    assert!(!plain.http2());
+}
+
+#[test]
+fn rate_limit_lets_the_burst_through_then_refuses() {
+    let pki = Pki::new();
+    let config = pki
+        .load("rate_limit:\n  interval: 1h\n  burst: 2\n")
+        .expect("valid");
+    assert_eq!(
+        config.rate_limit(),
+        Some(crate::web::RateLimit {
+            interval: std::time::Duration::from_secs(3600),
+            burst: 2
+        })
+    );
+    assert!(config.admits_request());
+    assert!(config.admits_request());
+    assert!(!config.admits_request());
+    // No interval: no limit, as in the exporter-toolkit.
+    for text in ["rate_limit: {}\n", "rate_limit:\n"] {
+        let config = pki.load(text).expect(text);
+        assert_eq!(config.rate_limit(), None, "{text}");
+        assert!((0..100).all(|_| config.admits_request()));
+    }
+    let problems = pki.problems("rate_limit:\n  interval: 1.5s\n  burst: 2\n");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("web.yml:2:13: rate_limit.interval: invalid duration \"1.5s\""),
+        "{problems:?}"
+    );
 }
 
 #[test]
@@ -321,11 +371,6 @@ fn unsupported_settings_are_refused_clearly() {
              \"CurveP521\": expected one of CurveP256, CurveP384, X25519",
         ),
         (
-            "http_server_config:\n  http2: true\n".to_owned(),
-            "web.yml:2:10: http_server_config.http2: HTTP/2 is not supported: mailflow_exporter \
-             serves HTTP/1.1; set http2: false or remove it",
-        ),
-        (
             "http_server_config:\n  headers:\n    X-Frame-Options: allow\n".to_owned(),
             "web.yml:3:22: http_server_config.headers.X-Frame-Options: invalid value \"allow\" \
              for X-Frame-Options: expected one of deny, sameorigin",
@@ -337,8 +382,22 @@ fn unsupported_settings_are_refused_clearly() {
              X-Frame-Options, X-XSS-Protection, Content-Security-Policy",
         ),
         (
-            "rate_limit:\n  burst: 10\n  interval: 1s\n".to_owned(),
-            "web.yml:2:3: rate_limit: rate_limit is not supported by mailflow_exporter: remove it",
+            "rate_limit:\n  burst: 10\n".to_owned(),
+            "web.yml:2:10: rate_limit.burst: burst without an interval limits nothing: set \
+             interval (e.g. 1s), or remove rate_limit",
+        ),
+        (
+            "rate_limit:\n  interval: 1s\n".to_owned(),
+            "web.yml:2:3: rate_limit.burst: missing burst: how many requests may come at once \
+             (at least 1)",
+        ),
+        (
+            "rate_limit:\n  interval: 1s\n  burst: 0\n".to_owned(),
+            "web.yml:3:10: rate_limit.burst: burst 0 would refuse every request: use at least 1",
+        ),
+        (
+            "rate_limit:\n  interval: 1s\n  bursts: 2\n".to_owned(),
+            "web.yml:3:3: rate_limit.bursts: unknown field `bursts`, expected one of interval, burst",
         ),
         (
             "tls_server_config:\n  min_version: TLS13\n".to_owned(),
@@ -471,7 +530,8 @@ async fn require_and_verify_accepts_a_trusted_client_and_refuses_others() {
     let config = pki.load(TLS_VERIFY).expect("valid");
 
     let (server, client) = handshake(&config, pki.client(Some("client"))).await;
-    assert_eq!(server.expect("server side"), Some(b"http/1.1".to_vec()));
+    // The client offers h2 and HTTP/1.1; HTTP/2 is on by default over TLS.
+    assert_eq!(server.expect("server side"), Some(b"h2".to_vec()));
     client.expect("client side");
 
     let (server, _) = handshake(&config, pki.client(None)).await;

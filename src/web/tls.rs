@@ -86,6 +86,8 @@ pub(super) struct ServerTls {
     pub prefer_server_cipher_suites: bool,
     /// Client certificate SANs of which one must be present; empty: no such check.
     pub client_allowed_sans: Vec<String>,
+    /// Offer HTTP/2 (ALPN `h2`) beside HTTP/1.1.
+    pub http2: bool,
 }
 
 /// Which part of `tls_server_config` a build failure is about.
@@ -129,7 +131,11 @@ pub(super) fn server_config(settings: ServerTls) -> Result<Arc<ServerConfig>, Bu
     }
     .with_single_cert(settings.chain, settings.key)
     .map_err(|e| BuildError::Certificate(format!("the certificate and key do not fit: {e}")))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = if settings.http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     config.ignore_client_order = settings.prefer_server_cipher_suites;
     Ok(Arc::new(config))
 }

@@ -72,6 +72,12 @@ impl Exporter {
         Exporter::configured(yaml, prefix.to_vec(), &[])
     }
 
+    /// Start the exporter under a command prefix (e.g. `prlimit --nofile=1024:1024 --`) with
+    /// extra command-line arguments; `get` runs curl under the same prefix.
+    pub fn start_under_with_args(prefix: &[String], yaml: &str, args: &[&str]) -> Exporter {
+        Exporter::configured(yaml, prefix.to_vec(), args)
+    }
+
     /// Start the exporter with `args` (a subcommand and flags, e.g. `["drill"]`) and no
     /// configuration of the test's; its standard output is left to `take_stdout`.
     pub fn start_command(args: &[&str]) -> Exporter {

@@ -215,3 +215,27 @@ fn counters_and_queue_gauges_follow_the_streak() {
         .sum();
     assert_eq!(failures, 0.0);
 }
+
+#[test]
+fn every_listen_address_serves() {
+    // The launcher listens on 127.0.0.1:0; a second --web.listen-address adds another listener.
+    let smtp = Server::dialogue(Dialogue::default());
+    let exporter = Exporter::start_with_args(
+        &config(None, &[local("a", smtp.port(), &[])]),
+        &["--web.listen-address", "127.0.0.1:0"],
+    );
+    let second = crate::common::poll(Duration::from_secs(10), || {
+        exporter
+            .logs()
+            .lines()
+            .filter(|l| l.contains("message=listening"))
+            .filter_map(|l| l.split("address=").nth(1)?.split(' ').next()?.parse().ok())
+            .find(|a: &std::net::SocketAddr| *a != exporter.addr)
+            .ok_or(())
+    })
+    .expect("a second listening line");
+    for address in [exporter.addr, second] {
+        let answer = crate::common::http::get(address, "/-/ready", &[]).expect("GET");
+        assert_eq!(answer.status, 200, "on {address}");
+    }
+}

@@ -32,3 +32,4 @@ mod probe_tls;
 mod probe_unreachable;
 mod prometheus_e2e;
 mod sharding;
+mod web_surface;
