@@ -133,18 +133,9 @@ impl MtaStsFailure {
     /// handshake failures become [`MtaStsFailure::TlsRequired`]; every other failure stays what
     /// it is (certificates are judged against the policy where they are checked).
     pub fn under_enforce(failure: Failure) -> Failure {
-        let required = match failure {
-            Failure::Starttls(starttls) => TlsRequired::Starttls(starttls),
-            Failure::Tls(TlsFailure::Handshake) => TlsRequired::Handshake,
-            Failure::Tls(TlsFailure::Version(version)) => TlsRequired::Version(version),
-            Failure::Tls(TlsFailure::Broken(_) | TlsFailure::Certificate(_))
-            | Failure::Dns(_)
-            | Failure::MtaSts(_)
-            | Failure::Dane(_)
-            | Failure::Connect(_)
-            | Failure::Smtp(..) => return failure,
-        };
-        Failure::MtaSts(MtaStsFailure::TlsRequired(required))
+        TlsRequired::of(failure).map_or(failure, |required| {
+            Failure::MtaSts(MtaStsFailure::TlsRequired(required))
+        })
     }
 }
 
@@ -230,18 +221,9 @@ impl DaneFailure {
     /// `failure` as it counts where DANE applies to the host: TLS is required, so STARTTLS and
     /// handshake failures become [`DaneFailure::TlsRequired`]; every other failure stays.
     pub fn under_dane(failure: Failure) -> Failure {
-        let required = match failure {
-            Failure::Starttls(starttls) => TlsRequired::Starttls(starttls),
-            Failure::Tls(TlsFailure::Handshake) => TlsRequired::Handshake,
-            Failure::Tls(TlsFailure::Version(version)) => TlsRequired::Version(version),
-            Failure::Tls(TlsFailure::Broken(_) | TlsFailure::Certificate(_))
-            | Failure::Dns(_)
-            | Failure::MtaSts(_)
-            | Failure::Dane(_)
-            | Failure::Connect(_)
-            | Failure::Smtp(..) => return failure,
-        };
-        Failure::Dane(DaneFailure::TlsRequired(required))
+        TlsRequired::of(failure).map_or(failure, |required| {
+            Failure::Dane(DaneFailure::TlsRequired(required))
+        })
     }
 }
 
@@ -258,6 +240,23 @@ pub enum TlsRequired {
 }
 
 impl TlsRequired {
+    /// The part of `failure` that means TLS did not come about, when the destination requires
+    /// it: STARTTLS and handshake failures. Certificates are judged where they are checked, and
+    /// every other failure is not about TLS.
+    fn of(failure: Failure) -> Option<TlsRequired> {
+        match failure {
+            Failure::Starttls(starttls) => Some(TlsRequired::Starttls(starttls)),
+            Failure::Tls(TlsFailure::Handshake) => Some(TlsRequired::Handshake),
+            Failure::Tls(TlsFailure::Version(version)) => Some(TlsRequired::Version(version)),
+            Failure::Tls(TlsFailure::Broken(_) | TlsFailure::Certificate(_))
+            | Failure::Dns(_)
+            | Failure::MtaSts(_)
+            | Failure::Dane(_)
+            | Failure::Connect(_)
+            | Failure::Smtp(..) => None,
+        }
+    }
+
     /// The mail flow code of this failure.
     pub fn code(self) -> Code {
         match self {

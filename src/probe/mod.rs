@@ -27,8 +27,9 @@ mod tests;
 pub mod tls;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use futures_util::future::join_all;
 use tokio::time::Instant;
@@ -316,36 +317,16 @@ impl Engine {
                     dane,
                 })],
                 // DANE's DNS failures hold the mail before any connection.
-                (Ok(addresses), _, DaneRule::Fail(failure)) => addresses
-                    .iter()
-                    .map(|address| {
-                        Ok(TargetReport {
-                            host: resolved.host.to_string(),
-                            address: Some(*address),
-                            outcome: Err(Failure::Dane(failure)),
-                            phases: phases.clone(),
-                            tls: None,
-                            last_reply: None,
-                            tls_fallback: None,
-                            dane: dane.clone(),
-                        })
-                    })
-                    .collect(),
-                (Ok(addresses), HostRule::Refused, _) => addresses
-                    .iter()
-                    .map(|address| {
-                        Ok(TargetReport {
-                            host: resolved.host.to_string(),
-                            address: Some(*address),
-                            outcome: Err(Failure::MtaSts(MtaStsFailure::MxNotInPolicy)),
-                            phases: phases.clone(),
-                            tls: None,
-                            last_reply: None,
-                            tls_fallback: None,
-                            dane: dane.clone(),
-                        })
-                    })
-                    .collect(),
+                (Ok(addresses), _, DaneRule::Fail(failure)) => {
+                    held_back(resolved, addresses, Failure::Dane(failure), &phases, &dane)
+                }
+                (Ok(addresses), HostRule::Refused, _) => held_back(
+                    resolved,
+                    addresses,
+                    Failure::MtaSts(MtaStsFailure::MxNotInPolicy),
+                    &phases,
+                    &dane,
+                ),
                 (Ok(addresses), HostRule::Free | HostRule::Enforced, dane_rule) => {
                     let enforced = rule == HostRule::Enforced;
                     let attempts = addresses.iter().map(|address| {
@@ -360,4 +341,30 @@ impl Engine {
         });
         join_all(per_host).await.into_iter().flatten().collect()
     }
+}
+
+/// The reports of a host whose addresses are not contacted: `failure` holds the mail before
+/// any connection (a DANE lookup that failed, or an MTA-STS policy that refuses the host).
+fn held_back(
+    resolved: &ResolvedHost,
+    addresses: &[IpAddr],
+    failure: Failure,
+    phases: &[(Phase, Duration)],
+    dane: &Option<TargetDane>,
+) -> Vec<Result<TargetReport, NoSlot>> {
+    addresses
+        .iter()
+        .map(|address| {
+            Ok(TargetReport {
+                host: resolved.host.to_string(),
+                address: Some(*address),
+                outcome: Err(failure),
+                phases: phases.to_vec(),
+                tls: None,
+                last_reply: None,
+                tls_fallback: None,
+                dane: dane.clone(),
+            })
+        })
+        .collect()
 }
