@@ -5,34 +5,14 @@
 //!
 //! Only the receivers' URLs (to this test's webhook receiver) and `group_wait` (30 s to 1 s, so
 //! the test does not wait half a minute) are changed; routes and inhibit rules are the shipped
-//! ones. Everything runs on loopback.
-use std::collections::BTreeSet;
+//! ones. Everything runs on loopback. The same configuration with the alerts a real Prometheus
+//! raises from real probes is part of `prometheus_e2e`.
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::system::alertmanager::Alertmanager;
-use crate::system::webhook::{Notification, Webhook};
+use crate::system::alertmanager::{Alertmanager, shipped_config};
+use crate::system::webhook::{Webhook, firing_by_receiver};
 use serde_json::{Value, json};
-
-const CONFIG: &str = "config/alertmanager.yml";
-/// The receivers' placeholder address in the shipped configuration.
-const PLACEHOLDER: &str = "http://127.0.0.1:9097/";
-
-/// The shipped configuration with its receivers pointed at `webhook` and a short group_wait.
-fn shipped_config(webhook: &Webhook) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(CONFIG);
-    let shipped = std::fs::read_to_string(&path).expect("read config/alertmanager.yml");
-    assert!(
-        shipped.contains(PLACEHOLDER),
-        "{CONFIG} no longer uses {PLACEHOLDER}"
-    );
-    assert!(
-        shipped.contains("group_wait: 30s"),
-        "{CONFIG} has no group_wait: 30s"
-    );
-    shipped
-        .replace(PLACEHOLDER, &format!("http://{}/", webhook.addr))
-        .replace("group_wait: 30s", "group_wait: 1s")
-}
 
 /// An alert as Prometheus sends it for a series of the probe job.
 fn alert(name: &str, connector: &str, owner: &[(&str, &str)], extra: &[(&str, &str)]) -> Value {
@@ -52,23 +32,6 @@ fn alert(name: &str, connector: &str, owner: &[(&str, &str)], extra: &[(&str, &s
     })
 }
 
-/// The firing (alertname, connector) pairs each receiver path got, over all notifications.
-fn by_receiver(notifications: &[Notification]) -> Vec<(String, BTreeSet<(String, String)>)> {
-    let mut paths: Vec<(String, BTreeSet<(String, String)>)> = Vec::new();
-    for notification in notifications {
-        let alerts = notification.alerts("firing");
-        match paths
-            .iter_mut()
-            .find(|(path, _)| *path == notification.path)
-        {
-            Some((_, seen)) => seen.extend(alerts),
-            None => paths.push((notification.path.clone(), alerts.into_iter().collect())),
-        }
-    }
-    paths.sort();
-    paths
-}
-
 fn pairs(list: &[(&str, &str)]) -> BTreeSet<(String, String)> {
     list.iter()
         .map(|(a, c)| (a.to_string(), c.to_string()))
@@ -78,7 +41,7 @@ fn pairs(list: &[(&str, &str)]) -> BTreeSet<(String, String)> {
 #[test]
 fn alerts_reach_their_owner_and_the_critical_queue_alert_mutes_the_code_alert() {
     let webhook = Webhook::start();
-    let alertmanager = Alertmanager::start(&shipped_config(&webhook));
+    let alertmanager = Alertmanager::start(&shipped_config(&webhook, "1s", "5m"));
 
     let partner = [("connector_type", "partner")];
     let on_premises = [("connector_type", "on_premises")];
@@ -114,7 +77,7 @@ fn alerts_reach_their_owner_and_the_critical_queue_alert_mutes_the_code_alert() 
         ]))
         .unwrap_or_else(|e| panic!("{e}\n{}", alertmanager.log()));
 
-    let expected = vec![
+    let expected = BTreeMap::from([
         (
             "/mail-ops".to_string(),
             pairs(&[("MailflowConnectionRefused", "contoso-onprem")]),
@@ -127,16 +90,16 @@ fn alerts_reach_their_owner_and_the_critical_queue_alert_mutes_the_code_alert() 
             "/partner-liaison".to_string(),
             pairs(&[("MailflowConnectionRefused", "fabrikam-partner")]),
         ),
-    ];
+    ]);
     webhook.wait_until(Duration::from_secs(30), |received| {
-        by_receiver(received).len() >= expected.len()
+        firing_by_receiver(received).len() >= expected.len()
     });
     // Every group was due after 1 s; give a wrongly routed or unmuted notification time to
     // arrive before looking.
     std::thread::sleep(Duration::from_secs(3));
     let received = webhook.received();
     assert_eq!(
-        by_receiver(&received),
+        firing_by_receiver(&received),
         expected,
         "notifications: {received:#?}\nAlertmanager's log:\n{}",
         alertmanager.log()

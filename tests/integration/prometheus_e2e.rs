@@ -5,8 +5,15 @@
 //! (config/prometheus.yml, made fast), evaluates a fast copy of the shipped rules
 //! (alerts/mailflow.rules.yml), and the test asks its HTTP API whether (a) every discovered
 //! target is up, (b) every expression of every panel of the shipped dashboard
-//! (grafana/mailflow.json) returns series, and (c) every rule expression evaluates and the
-//! alerts the failures call for reach `firing`.
+//! (grafana/mailflow.json) returns series, (c) every rule expression evaluates and the
+//! alerts the failures call for reach `firing`, carrying the owner labels of their connector,
+//! and (d) the paging path: Prometheus sends its alerts to a real Alertmanager (Debian's
+//! `prometheus-alertmanager`) running the shipped config/alertmanager.yml (only the receivers'
+//! URLs and the group timers changed), which tells this test's webhook receiver by owner: a
+//! partner's connector on the partner route and on no other, an on-premises team's connector
+//! on that team's, and of a connector whose mail bounces only the page, its code and queue
+//! warnings muted by the shipped inhibit rules (as is the 14-day warning of a certificate that
+//! the 3-day alert covers).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -21,10 +28,12 @@ use crate::common::net::{FullBacklog, closed_port};
 use crate::common::poll;
 use crate::common::smtp::{Dialogue, Server};
 use crate::dane::dane_connector;
+use crate::system::alertmanager::{self, Alertmanager};
 use crate::system::dnsmasq::{self, dns};
 use crate::system::mta_sts_world as sts;
 use crate::system::postfix::postfix_connector;
 use crate::system::prometheus::Prometheus;
+use crate::system::webhook::{Webhook, firing_by_receiver};
 
 /// The `for:` every rule gets in the fast copy.
 const FAST_FOR: &str = "2s";
@@ -33,9 +42,68 @@ const TINY_QUEUE_EXPIRY: &str = "3s";
 /// How long the whole exchange with Prometheus may take (from its start).
 const DEADLINE: Duration = Duration::from_secs(40);
 
+/// Alertmanager's wait before the first notification of a group (30 s shipped). The alerts of
+/// one connector come from the same scrape, in rule groups evaluated up to 1 s apart; this is
+/// longer (with a margin for a busy machine), so the alerts an inhibit rule mutes are never
+/// sent out before the alert that mutes them has arrived.
+const GROUP_WAIT: &str = "3s";
+/// Alertmanager's wait before telling a group's changes (5 m shipped): short, so that an alert
+/// that should have been muted but came after its group's first notification is still seen.
+const GROUP_INTERVAL: &str = "2s";
+/// How long to keep listening once the expected notifications are in: a wrong one (a muted
+/// alert, a connector on another owner's receiver) would come within a group interval of them.
+const LATE_NOTIFICATIONS: Duration = Duration::from_millis(2500);
+
+/// What the webhook receiver must get (receiver path, alert, connector, and whether nothing
+/// else about the connector may reach any receiver):
+/// - the partner's connector on the partner route, although it names the messaging team too
+///   (the partner route comes first), and nowhere else;
+/// - the messaging team's on-premises connector on that team's receiver, and nowhere else;
+/// - of the connector whose mail bounces, only the page: its code alert and the queue warnings
+///   are muted ([`MUTED`]);
+/// - the expired certificate's 3-day alert on the default page (no team named).
+const PAGES: [(&str, &str, &str, bool); 4] = [
+    (
+        "/partner-liaison",
+        "MailflowCannotConnectToRemoteServer",
+        "e2e_421",
+        true,
+    ),
+    ("/messaging", "MailflowDnsQueryFailed", "e2e_nxdomain", true),
+    (
+        "/messaging-page",
+        "MailflowQueueExpired",
+        "e2e_refused",
+        true,
+    ),
+    (
+        "/mail-ops-page",
+        "MailflowCertificateExpiryCritical",
+        "e2e_cert",
+        false,
+    ),
+];
+
+/// Alerts Prometheus raises that the shipped inhibit rules mute (alert, connector): Alertmanager
+/// holds them, suppressed, and no receiver gets them.
+const MUTED: [(&str, &str); 5] = [
+    // By MailflowQueueNearExpiry and MailflowQueueExpired of the same connector.
+    ("MailflowConnectionRefused", "e2e_refused"),
+    ("MailflowQueueAgeHigh", "e2e_refused"),
+    // By MailflowQueueExpired.
+    ("MailflowQueueNearExpiry", "e2e_refused"),
+    // By MailflowCertificateExpiryCritical of the same address.
+    ("MailflowCertificateExpiringSoon", "e2e_cert"),
+    ("MailflowCertificateExpiringSoon", "e2e_cert_unenforced"),
+];
+
 /// A connector scraped through Prometheus, though the exporter does not know it (as after a
 /// rename): its scrapes fail with HTTP 400.
 const RETIRED: &str = "e2e_retired";
+
+/// The owner labels of the messaging team's connectors (and of the partner's, which names the
+/// team too), handed to Prometheus as target labels by `/sd`.
+const MESSAGING: &str = "{team: messaging}";
 
 /// The Postfix queue the exporter reads (`postfix_queue`, with `cat` for `postqueue -j`): one
 /// message deferred for e2e_refused (matched by its recipient domain; the next hop in the delay
@@ -96,10 +164,16 @@ fn fast_rules(shipped: &str) -> String {
 /// - every interval is 1 s (global, the HTTP SD refresh, `/metrics`) but the probes' 2 s, and
 ///   the scrape timeouts equal the intervals;
 /// - `rule_files` names the fast copy of the rules;
+/// - `alerting` sends the alerts to the test's Alertmanager;
 /// - two broken targets are added, for the alerts about broken scrapes: a `mailflow_probe`
 ///   target for a connector the exporter does not know (`RETIRED`), and a `mailflow_exporter`
 ///   target where nothing listens (`dead`).
-fn fast_prometheus_config(shipped: &str, exporter: SocketAddr, dead: SocketAddr) -> String {
+fn fast_prometheus_config(
+    shipped: &str,
+    exporter: SocketAddr,
+    dead: SocketAddr,
+    alertmanager: SocketAddr,
+) -> String {
     assert!(
         shipped.contains("127.0.0.1:9925"),
         "config/prometheus.yml no longer assumes the exporter at 127.0.0.1:9925"
@@ -110,6 +184,9 @@ fn fast_prometheus_config(shipped: &str, exporter: SocketAddr, dead: SocketAddr)
     c["global"]["scrape_interval"] = "1s".into();
     c["global"]["evaluation_interval"] = "1s".into();
     c["rule_files"] = serde_json::json!(["mailflow.rules.yml"]);
+    c["alerting"] = serde_json::json!({
+        "alertmanagers": [{"static_configs": [{"targets": [alertmanager.to_string()]}]}],
+    });
     let jobs = c["scrape_configs"]
         .as_array_mut()
         .expect("scrape_configs in config/prometheus.yml");
@@ -427,6 +504,97 @@ fn wait_for_dashboard(p: &Prometheus, deadline: Instant, context: &dyn Fn() -> S
     );
 }
 
+/// (d) The webhook receiver gets [`PAGES`], Alertmanager holds [`MUTED`] as inhibited, and after
+/// [`LATE_NOTIFICATIONS`] no receiver got a muted alert or an alert of a connector that belongs on
+/// one receiver alone elsewhere; what is wrong, if anything.
+fn paging_problems(
+    webhook: &Webhook,
+    am: &Alertmanager,
+    deadline: Instant,
+    context: &dyn Fn() -> String,
+) -> Vec<String> {
+    let notified = || {
+        let by_receiver = firing_by_receiver(&webhook.received());
+        format!(
+            "notifications by receiver: {by_receiver:#?}\nAlertmanager log (tail):\n{}",
+            tail(&am.log(), 15)
+        )
+    };
+    let context = || format!("{}\n{}", notified(), context());
+    wait_for(
+        "the expected notifications at the webhook receiver",
+        deadline,
+        &context,
+        || {
+            let by_receiver = firing_by_receiver(&webhook.received());
+            let missing: Vec<_> = PAGES
+                .iter()
+                .filter(|(path, alert, c, _)| {
+                    !by_receiver
+                        .get(*path)
+                        .is_some_and(|got| got.contains(&(alert.to_string(), c.to_string())))
+                })
+                .collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("not notified yet: {missing:?}"))
+            }
+        },
+    );
+    // Prometheus sent the muted alerts too: Alertmanager holds them, inhibited.
+    wait_for(
+        "the muted alerts held by Alertmanager, inhibited",
+        deadline,
+        &context,
+        || {
+            let held = am.alerts()?;
+            let unmuted: Vec<String> = MUTED
+                .iter()
+                .filter_map(|(name, c)| {
+                    let status = held
+                        .iter()
+                        .find(|a| {
+                            a["labels"]["alertname"] == *name && a["labels"]["connector"] == *c
+                        })
+                        .map(|a| &a["status"]);
+                    let inhibited = status.is_some_and(|s| {
+                        s["state"] == "suppressed"
+                            && s["inhibitedBy"].as_array().is_some_and(|by| !by.is_empty())
+                    });
+                    (!inhibited).then(|| format!("{name} for {c}: {status:?}"))
+                })
+                .collect();
+            if unmuted.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("not held as inhibited: {unmuted:#?}"))
+            }
+        },
+    );
+    std::thread::sleep(LATE_NOTIFICATIONS);
+    let mut problems = Vec::new();
+    for (path, got) in firing_by_receiver(&webhook.received()) {
+        for (alert, c) in &got {
+            if MUTED.contains(&(alert.as_str(), c.as_str())) {
+                problems.push(format!("{path} got {alert} for {c}, which is muted"));
+            }
+            let elsewhere = PAGES
+                .iter()
+                .any(|(owner, _, connector, alone)| *alone && connector == c && *owner != path);
+            if elsewhere {
+                problems.push(format!(
+                    "{path} got {alert} for {c}, which belongs elsewhere"
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        problems.push(notified());
+    }
+    problems
+}
+
 #[test]
 fn real_prometheus_discovers_scrapes_and_alerts() {
     // The fixtures, one way of failing each.
@@ -451,9 +619,15 @@ fn real_prometheus_discovers_scrapes_and_alerts() {
     let sts_port = crate::system::postfix::postfix().port("sts").to_string();
     let entries = [
         local("e2e_ok", healthy.port(), &none),
+        // Owned by the messaging team (routed on `team`).
         connector(
             "e2e_nxdomain",
-            &[("smart_hosts", &nxdomain), ("port", &healthy_port)],
+            &[
+                ("smart_hosts", &nxdomain),
+                ("port", &healthy_port),
+                ("type", "on_premises"),
+                ("labels", MESSAGING),
+            ],
         ),
         local("e2e_timeout", full.addr.port(), &[]),
         local(
@@ -462,9 +636,15 @@ fn real_prometheus_discovers_scrapes_and_alerts() {
             &[
                 ("queue_expiry", TINY_QUEUE_EXPIRY),
                 ("recipient_domains", "[refused.mf.test]"),
+                ("labels", MESSAGING),
             ],
         ),
-        local("e2e_421", g421.port(), &[]),
+        // A partner's server, which names the messaging team too: the partner route comes first.
+        local(
+            "e2e_421",
+            g421.port(),
+            &[("type", "partner"), ("labels", MESSAGING)],
+        ),
         local("e2e_closed", closes.port(), &[]),
         postfix_connector("e2e_cert", "expired", "certificate_validation", &[]),
         postfix_connector("e2e_cert_unenforced", "expired", "encryption_only", &[]),
@@ -511,7 +691,8 @@ fn real_prometheus_discovers_scrapes_and_alerts() {
     let e = Exporter::start(&yaml);
     // The outage of e2e_refused starts now, before Prometheus does (its discovery and scrape
     // managers take some 5 s to start scraping): by the first scrape its queue age is past the
-    // 3 s window already, so the queue alerts wait for `for:` only.
+    // 3 s window already, so the queue alerts wait for `for:` only, and reach Alertmanager
+    // together with its code alert (well within GROUP_WAIT; 0.4 s apart when measured).
     e.expect("e2e_refused", "4.4.316", "connect", "refused");
 
     // A configuration reload that fails: the old configuration keeps running, and
@@ -524,8 +705,15 @@ fn real_prometheus_discovers_scrapes_and_alerts() {
         r.body
     );
 
+    let webhook = Webhook::start();
+    let am = Alertmanager::start(&alertmanager::shipped_config(
+        &webhook,
+        GROUP_WAIT,
+        GROUP_INTERVAL,
+    ));
     let dead: SocketAddr = ([127, 0, 0, 1], closed_port("127.0.0.1")).into();
-    let prometheus_yml = fast_prometheus_config(&read("config/prometheus.yml"), e.addr, dead);
+    let prometheus_yml =
+        fast_prometheus_config(&read("config/prometheus.yml"), e.addr, dead, am.addr);
     let rules = fast_rules(&read("alerts/mailflow.rules.yml"));
     let started = Instant::now();
     let p = Prometheus::start(&[
@@ -571,6 +759,13 @@ fn real_prometheus_discovers_scrapes_and_alerts() {
     .into_iter()
     .map(|(alert, c)| (alert, "connector", c.to_string()))
     .collect();
+    // The owner labels from /sd, on the alerts.
+    expected.push((
+        "MailflowCannotConnectToRemoteServer",
+        "connector_type",
+        "partner".into(),
+    ));
+    expected.push(("MailflowDnsQueryFailed", "team", "messaging".into()));
     expected.push(("MailflowConfigReloadFailed", "instance", e.addr.to_string()));
     expected.push(("MailflowExporterDown", "instance", dead.to_string()));
     let alerts = wait_for_alerts(&p, &expected, deadline, &context);
@@ -605,6 +800,7 @@ fn real_prometheus_discovers_scrapes_and_alerts() {
             "oldest queued message of e2e_refused: {age} s, expected about {QUEUED_AGE} s"
         ));
     }
+    problems.extend(paging_problems(&webhook, &am, deadline, &context));
     assert!(
         problems.is_empty(),
         "{}\n{}",

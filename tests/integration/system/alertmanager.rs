@@ -12,6 +12,36 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::http;
+use crate::system::webhook::Webhook;
+
+/// The shipped Alertmanager configuration, relative to the crate root.
+const SHIPPED_CONFIG: &str = "config/alertmanager.yml";
+/// The receivers' placeholder address in the shipped configuration.
+const PLACEHOLDER: &str = "http://127.0.0.1:9097/";
+
+/// The shipped configuration (`config/alertmanager.yml`) as it is (routes, grouping, inhibit
+/// rules, receivers) except: every receiver's URL points at `webhook` (same path), and the
+/// route's `group_wait` (30 s) and `group_interval` (5 m) are the given durations, so that a
+/// test does not wait minutes. Panics if a replaced text is missing, so a change to the shipped
+/// file cannot quietly leave a receiver pointing elsewhere or a test waiting for minutes.
+pub fn shipped_config(webhook: &Webhook, group_wait: &str, group_interval: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(SHIPPED_CONFIG);
+    let shipped =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {SHIPPED_CONFIG}: {e}"));
+    for text in [PLACEHOLDER, "group_wait: 30s", "group_interval: 5m"] {
+        assert!(
+            shipped.contains(text),
+            "{SHIPPED_CONFIG} no longer has `{text}`"
+        );
+    }
+    shipped
+        .replace(PLACEHOLDER, &format!("http://{}/", webhook.addr))
+        .replace("group_wait: 30s", &format!("group_wait: {group_wait}"))
+        .replace(
+            "group_interval: 5m",
+            &format!("group_interval: {group_interval}"),
+        )
+}
 
 /// A running Alertmanager.
 pub struct Alertmanager {

@@ -3,6 +3,7 @@
 //! the receiver in `config/alertmanager.yml`, and the JSON body) and answers 200. It serves
 //! until dropped; requests are bounded in size and time.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +40,24 @@ impl Notification {
             })
             .collect()
     }
+}
+
+/// The firing `(alertname, connector)` pairs each receiver path got, over all `notifications`
+/// (paths that got none are left out).
+pub fn firing_by_receiver(
+    notifications: &[Notification],
+) -> BTreeMap<String, BTreeSet<(String, String)>> {
+    let mut paths: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+    for notification in notifications {
+        let firing = notification.alerts("firing");
+        if !firing.is_empty() {
+            paths
+                .entry(notification.path.clone())
+                .or_default()
+                .extend(firing);
+        }
+    }
+    paths
 }
 
 /// A running webhook receiver.
