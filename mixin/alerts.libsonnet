@@ -324,13 +324,16 @@ local describe(what, causes, todo) =
           ),
           comment(|||
             An address that delivers although its certificate fails full validation: the connector's
-            tls_settings do not enforce validation today, but the problem is real.
+            tls_settings do not enforce validation today, but the problem is real. Not where DANE
+            authenticates the certificate (a DANE-EE record vouches for a self-signed one by design).
           |||) + alert(
             'MailflowCertificateInvalidNotEnforced',
             std.join('\n', [
               'mailflow_certificate_valid == 0',
               '  and on (job, instance, connector, address)',
               'mailflow_target_success == 1',
+              '  unless on (job, instance, connector, address)',
+              'mailflow_dane_match == 1',
             ]),
             '15m',
             'warning',
