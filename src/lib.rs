@@ -20,7 +20,8 @@
 //! - [`postfix`] counts a real Postfix queue per connector and code, and keeps the last reading
 //!   for the scrapes that follow;
 //! - [`import`] turns Exchange Online connector JSON into a configuration;
-//! - [`explain`] explains a probe to a person (the `probe` subcommand);
+//! - [`explain`] explains a probe to a person (the `probe` subcommand and `/explain`), one
+//!   module per section of the report;
 //! - [`drill`] starts loopback targets failing in every way, for a fire drill.
 pub mod config;
 pub mod drill;

@@ -3,23 +3,24 @@
 //! those: no series of a connector outlives its probe. They are streamed straight into the
 //! exposition text, family after family, so that a scrape of thousands of connectors costs the
 //! text and little else.
+//!
+//! The series of the destination's policies are written by `mta_sts` (MTA-STS, TLS-RPT) and
+//! `dane` (DNSSEC, DANE); the rest here.
+
+mod dane;
+mod mta_sts;
 
 use std::sync::Arc;
 
-use crate::config::Route;
 use crate::exporter::FinishedProbe;
 use crate::outcome::{Code, code_of};
 use crate::postfix::QueueSummary;
 use crate::probe::TargetReport;
-use crate::probe::dnssec::DnssecStatus;
-use crate::probe::mta_sts::check::MtaStsReport;
-use crate::probe::mta_sts::policy::Mode;
 use crate::state::unix_seconds;
 
 use super::labels::{
-    AddressLabels, CertificateLabels, ConnectorCodeLabels, ConnectorHostLabels, ConnectorLabels,
-    ConnectorPhaseLabels, DnssecStatusLabels, FailureLabels, PolicyModeLabels, TargetCodeLabels,
-    TargetLabels, TlsLabels, TlsaRecordLabels, Usability,
+    AddressLabels, CertificateLabels, ConnectorCodeLabels, ConnectorLabels, ConnectorPhaseLabels,
+    FailureLabels, TargetCodeLabels, TargetLabels, TlsLabels,
 };
 use super::postfix::write_queue;
 use super::text::{Exposition, Family, Format, flag};
@@ -67,50 +68,6 @@ const CERTIFICATE_CHAIN_NOT_AFTER: Family<AddressLabels<'static>> = Family::gaug
 const CERTIFICATE_VALID: Family<AddressLabels<'static>> = Family::gauge(
     "mailflow_certificate_valid",
     "1 if the certificate passes full validation (chain and name), enforced or not",
-);
-const MTA_STS_POLICY_MODE: Family<PolicyModeLabels<'static>> = Family::gauge(
-    "mailflow_mta_sts_policy_mode",
-    "The MTA-STS policy of the connector's policy domain: one series per mode, exactly one is 1",
-);
-const MTA_STS_FETCH_SUCCESS: Family<ConnectorLabels<'static>> = Family::gauge(
-    "mailflow_mta_sts_policy_fetch_success",
-    "1 if the last fetch of the MTA-STS policy succeeded",
-);
-const MTA_STS_EXPIRY: Family<ConnectorLabels<'static>> = Family::gauge(
-    "mailflow_mta_sts_policy_expiry_timestamp_seconds",
-    "When the cached MTA-STS policy expires (fetch time + max_age)",
-);
-const MTA_STS_MAX_AGE: Family<ConnectorLabels<'static>> = Family::gauge(
-    "mailflow_mta_sts_policy_max_age_seconds",
-    "The max_age of the MTA-STS policy in force",
-);
-const MTA_STS_SAME_AS_PREVIOUS_ID: Family<ConnectorLabels<'static>> = Family::gauge(
-    "mailflow_mta_sts_policy_same_as_previous_id",
-    "1 if the _mta-sts record announced a new id but the policy host still serves the policy of the previous id",
-);
-const MTA_STS_MX_MATCH: Family<ConnectorHostLabels<'static>> = Family::gauge(
-    "mailflow_mta_sts_mx_match",
-    "1 if the host matches an mx pattern of the MTA-STS policy, 0 if none",
-);
-const TLSRPT_PRESENT: Family<ConnectorLabels<'static>> = Family::gauge(
-    "mailflow_tlsrpt_record_present",
-    "1 if the policy domain publishes a valid v=TLSRPTv1 record",
-);
-const DNSSEC_STATUS: Family<DnssecStatusLabels<'static>> = Family::gauge(
-    "mailflow_dnssec_status",
-    "DNSSEC status of the host's address records (for an MX connector, of its MX RRset under the domain): one series per status, exactly one is 1",
-);
-const DANE_TLSA_RECORDS: Family<TlsaRecordLabels<'static>> = Family::gauge(
-    "mailflow_dane_tlsa_records",
-    "TLSA records at _PORT._tcp.HOST, usable for SMTP or not; present where the TLSA answer is secure",
-);
-const DANE_MATCH: Family<TargetLabels<'static>> = Family::gauge(
-    "mailflow_dane_match",
-    "1 if a usable TLSA record matches the chain the address presented, 0 if none does",
-);
-const DANE_ROLLOVER_READY: Family<ConnectorHostLabels<'static>> = Family::gauge(
-    "mailflow_dane_rollover_ready",
-    "1 if a certificate renewal would not break DANE: a DANE-TA match, or a pre-published next DANE-EE key",
 );
 const PROBES: Family<ConnectorLabels<'static>> = Family::counter("mailflow_probes", "Probes run");
 const PROBE_FAILURES: Family<ConnectorCodeLabels<'static>> =
@@ -291,134 +248,6 @@ impl<'a> ProbeMetrics<'a> {
         });
     }
 
-    /// The MTA-STS and TLS-RPT series of the probes that looked them up.
-    fn write_mta_sts(&self, exposition: &mut Exposition) {
-        let mut mode = exposition.family(&MTA_STS_POLICY_MODE);
-        self.each_mta_sts(|p, sts| {
-            let current = sts.discovery.mode_label();
-            let modes = Mode::ALL.map(Mode::as_str);
-            for each in modes.into_iter().chain(["absent"]) {
-                let labels = PolicyModeLabels {
-                    connector: name(p),
-                    mode: each,
-                };
-                mode.sample(labels, flag(each == current));
-            }
-        });
-        let mut fetch_success = exposition.family(&MTA_STS_FETCH_SUCCESS);
-        self.each_mta_sts(|p, sts| {
-            if let Some(success) = sts.discovery.fetch_success() {
-                fetch_success.sample(connector(p), flag(success));
-            }
-        });
-        let mut expiry = exposition.family(&MTA_STS_EXPIRY);
-        self.each_mta_sts(|p, sts| {
-            if let Some(cached) = sts.discovery.policy() {
-                expiry.sample(connector(p), unix_seconds(cached.expires_at));
-            }
-        });
-        let mut max_age = exposition.family(&MTA_STS_MAX_AGE);
-        self.each_mta_sts(|p, sts| {
-            if let Some(cached) = sts.discovery.policy() {
-                max_age.sample(connector(p), cached.policy.max_age.as_secs_f64());
-            }
-        });
-        let mut same_as_previous = exposition.family(&MTA_STS_SAME_AS_PREVIOUS_ID);
-        self.each_mta_sts(|p, sts| {
-            if let Some(cached) = sts.discovery.policy() {
-                same_as_previous.sample(connector(p), flag(cached.same_policy_as.is_some()));
-            }
-        });
-        let mut mx_match = exposition.family(&MTA_STS_MX_MATCH);
-        self.each_mta_sts(|p, sts| {
-            for (index, host) in sts.hosts.iter().enumerate() {
-                // An MX host listed twice (at two preferences) is one series.
-                if sts.hosts[..index].iter().any(|h| h.host == host.host) {
-                    continue;
-                }
-                let labels = ConnectorHostLabels {
-                    connector: name(p),
-                    host: &host.host,
-                };
-                mx_match.sample(labels, flag(host.pattern.is_some()));
-            }
-        });
-        let mut tlsrpt = exposition.family(&TLSRPT_PRESENT);
-        self.each_mta_sts(|p, sts| {
-            tlsrpt.sample(connector(p), flag(sts.tlsrpt.present()));
-        });
-    }
-
-    /// The DNSSEC and DANE series of the probes that checked DANE (codes.md, "DANE metrics").
-    fn write_dane(&self, exposition: &mut Exposition) {
-        let mut dnssec = exposition.family(&DNSSEC_STATUS);
-        for p in self.probes {
-            let mx = match (&p.report.connector.route, p.report.mx_dnssec) {
-                (Route::Mx(domain), Some(status)) => Some((domain.as_str(), status)),
-                (Route::Mx(_) | Route::SmartHosts(_), _) => None,
-            };
-            let mut hosts = each_host(p, |t| t.dane.as_ref().map(|dane| dane.host.status));
-            // The MX domain that is its own host (an implicit MX, or an MX lookup that failed)
-            // is one series: the weaker of its two statuses.
-            let mx =
-                mx.map(
-                    |(domain, status)| match hosts.iter().position(|(h, _)| *h == domain) {
-                        Some(index) => (domain, status.worst(hosts.remove(index).1)),
-                        None => (domain, status),
-                    },
-                );
-            for (host, current) in mx.into_iter().chain(hosts) {
-                for status in DnssecStatus::ALL {
-                    let labels = DnssecStatusLabels {
-                        connector: name(p),
-                        host,
-                        status,
-                    };
-                    dnssec.sample(labels, flag(status == current));
-                }
-            }
-        }
-        let mut records = exposition.family(&DANE_TLSA_RECORDS);
-        for p in self.probes {
-            let hosts = each_host(p, |t| t.dane.as_ref().and_then(|d| d.host.tlsa.counts()));
-            for (host, counts) in hosts {
-                for (usable, count) in [(true, counts.usable), (false, counts.unusable)] {
-                    let labels = TlsaRecordLabels {
-                        connector: name(p),
-                        host,
-                        usable: Usability(usable),
-                    };
-                    records.sample(labels, count as f64);
-                }
-            }
-        }
-        let mut matched = exposition.family(&DANE_MATCH);
-        self.each_target(|p, t, address| {
-            if let Some(check) = t.dane.as_ref().and_then(|d| d.check.as_ref()) {
-                let labels = TargetLabels {
-                    connector: name(p),
-                    host: &t.host,
-                    address,
-                };
-                matched.sample(labels, flag(check.matched.is_some()));
-            }
-        });
-        let mut rollover = exposition.family(&DANE_ROLLOVER_READY);
-        for p in self.probes {
-            let hosts = each_host(p, |t| {
-                let check = t.dane.as_ref()?.check.as_ref()?;
-                Some(check.rollover_ready)
-            });
-            for (host, ready) in hosts {
-                let labels = ConnectorHostLabels {
-                    connector: name(p),
-                    host,
-                };
-                rollover.sample(labels, flag(ready));
-            }
-        }
-    }
-
     fn write_history(&self, exposition: &mut Exposition) {
         let mut probes = exposition.family(&PROBES);
         for p in self.probes {
@@ -451,15 +280,6 @@ impl<'a> ProbeMetrics<'a> {
         }
     }
 
-    /// Calls `write` for every probe that looked MTA-STS up.
-    fn each_mta_sts(&self, mut write: impl FnMut(&FinishedProbe, &MtaStsReport)) {
-        for p in self.probes {
-            if let Some(sts) = &p.report.mta_sts {
-                write(p, sts);
-            }
-        }
-    }
-
     /// Calls `write` for every address of every probe, with the address as a label value
     /// (empty when the host did not resolve).
     fn each_target(&self, mut write: impl FnMut(&FinishedProbe, &TargetReport, &str)) {
@@ -470,25 +290,6 @@ impl<'a> ProbeMetrics<'a> {
             }
         }
     }
-}
-
-/// The hosts of `p`'s targets, each once (an MX host listed twice, or a host of several
-/// addresses), with the first value `value` finds among its targets; hosts without one are left
-/// out.
-fn each_host<'p, T>(
-    p: &'p FinishedProbe,
-    value: impl Fn(&'p TargetReport) -> Option<T>,
-) -> Vec<(&'p str, T)> {
-    let mut hosts: Vec<(&str, T)> = Vec::new();
-    for target in &p.report.targets {
-        if hosts.iter().any(|(host, _)| *host == target.host) {
-            continue;
-        }
-        if let Some(found) = value(target) {
-            hosts.push((&target.host, found));
-        }
-    }
-    hosts
 }
 
 /// The name of the probed connector.
@@ -511,7 +312,10 @@ mod tests {
     use std::path::Path;
     use std::time::{Duration, SystemTime};
 
-    fn finished(outcome: crate::outcome::Outcome, state: ConnectorState) -> Arc<FinishedProbe> {
+    pub(super) fn finished(
+        outcome: crate::outcome::Outcome,
+        state: ConnectorState,
+    ) -> Arc<FinishedProbe> {
         finished_with(outcome, state, None)
     }
 
@@ -579,98 +383,6 @@ mod tests {
     }
 
     #[test]
-    fn dane_series_follow_the_presence_rules() {
-        use crate::probe::dane::Tlsa;
-        use crate::probe::dane_rule::{HostDane, TlsaAnswer};
-        use crate::probe::{DaneCheck, TargetDane};
-        let config = parse(
-            "connectors:\n  - name: c1\n    use_mx_record: true\n    recipient_domains: [example.test]\n",
-            Path::new("t.yml"),
-        )
-        .expect("config");
-        let record = |usage| Tlsa {
-            usage,
-            selector: 1,
-            matching: 1,
-            data: vec![7; 32],
-        };
-        let target =
-            |host: &str, address: &str, tlsa: TlsaAnswer, check: Option<DaneCheck>| TargetReport {
-                host: host.into(),
-                address: Some(address.parse().expect("ip")),
-                outcome: Ok(()),
-                phases: Vec::new(),
-                tls: None,
-                last_reply: None,
-                tls_fallback: None,
-                dane: Some(TargetDane {
-                    host: HostDane {
-                        status: match tlsa {
-                            TlsaAnswer::NotAsked => DnssecStatus::Insecure,
-                            _ => DnssecStatus::Secure,
-                        },
-                        tlsa,
-                    },
-                    check,
-                }),
-            };
-        let check = DaneCheck {
-            matched: Some(record(3)),
-            needed: None,
-            rollover_ready: false,
-            broken_chain: false,
-        };
-        let secure = TlsaAnswer::Secure(vec![record(3), record(1)].into());
-        let report = Report {
-            connector: config.connectors[0].clone(),
-            outcome: Ok(()),
-            duration: Duration::from_millis(5),
-            targets: vec![
-                target(
-                    "mx1.example.test",
-                    "192.0.2.1",
-                    secure.clone(),
-                    Some(check.clone()),
-                ),
-                target("mx1.example.test", "192.0.2.2", secure, Some(check)),
-                target(
-                    "mx2.example.test",
-                    "192.0.2.3",
-                    TlsaAnswer::Secure(Vec::new().into()),
-                    None,
-                ),
-                target("mx3.other.test", "192.0.2.4", TlsaAnswer::NotAsked, None),
-            ],
-            mta_sts: None,
-            mx_dnssec: Some(DnssecStatus::Secure),
-        };
-        let probes = [Arc::new(FinishedProbe {
-            report,
-            state: ConnectorState::default(),
-            at: SystemTime::now(),
-        })];
-        let text = ProbeMetrics::new(&probes, None).encode(Format::Text);
-        for line in [
-            "mailflow_dnssec_status{connector=\"c1\",host=\"example.test\",status=\"secure\"} 1",
-            "mailflow_dnssec_status{connector=\"c1\",host=\"mx1.example.test\",status=\"secure\"} 1",
-            "mailflow_dnssec_status{connector=\"c1\",host=\"mx3.other.test\",status=\"insecure\"} 1",
-            "mailflow_dnssec_status{connector=\"c1\",host=\"mx3.other.test\",status=\"secure\"} 0",
-            "mailflow_dane_tlsa_records{connector=\"c1\",host=\"mx1.example.test\",usable=\"true\"} 1",
-            "mailflow_dane_tlsa_records{connector=\"c1\",host=\"mx1.example.test\",usable=\"false\"} 1",
-            "mailflow_dane_tlsa_records{connector=\"c1\",host=\"mx2.example.test\",usable=\"true\"} 0",
-            "mailflow_dane_tlsa_records{connector=\"c1\",host=\"mx2.example.test\",usable=\"false\"} 0",
-            "mailflow_dane_match{connector=\"c1\",host=\"mx1.example.test\",address=\"192.0.2.2\"} 1",
-            "mailflow_dane_rollover_ready{connector=\"c1\",host=\"mx1.example.test\"} 0",
-        ] {
-            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
-        }
-        assert_eq!(text.matches("mailflow_dnssec_status{").count(), 4 * 4);
-        assert_eq!(text.matches("mailflow_dane_rollover_ready{").count(), 1);
-        assert_eq!(text.matches("mailflow_dane_match{").count(), 2);
-        assert!(!text.contains("host=\"mx3.other.test\",usable"));
-    }
-
-    #[test]
     fn a_delivering_probe_has_no_failure_info() {
         let state = ConnectorState {
             last_success: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(100)),
@@ -683,78 +395,6 @@ mod tests {
         assert!(text.contains("mailflow_last_success_timestamp_seconds{connector=\"c1\"} 100\n"));
         assert!(text.contains("# TYPE mailflow_probes counter\nmailflow_probes_total{"));
         assert!(text.ends_with("# EOF\n"));
-    }
-
-    /// A probe of `c1` that found `policy` (or none) in force for `example.test`, judged
-    /// `hosts`, and the TLS-RPT records `tlsrpt`.
-    fn with_mta_sts(policy: Option<&str>, hosts: &[&str], tlsrpt: &[&str]) -> Arc<FinishedProbe> {
-        let fetched_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
-        let sts = MtaStsReport::fixture(policy, fetched_at, hosts, tlsrpt);
-        let probe = finished(Ok(()), ConnectorState::default());
-        let mut report = probe.report.clone();
-        report.mta_sts = Some(sts);
-        Arc::new(FinishedProbe {
-            report,
-            state: ConnectorState::default(),
-            at: probe.at,
-        })
-    }
-
-    #[test]
-    fn a_policy_in_force_exposes_its_mode_expiry_and_host_matches() {
-        let probes = [with_mta_sts(
-            Some("version: STSv1\nmode: enforce\nmax_age: 86400\nmx: *.example.test\n"),
-            &["mx.example.test", "deep.mx.example.test", "mx.example.test"],
-            &["v=TLSRPTv1; rua=mailto:tls@example.test"],
-        )];
-        let text = ProbeMetrics::new(&probes, None).encode(Format::Text);
-        for line in [
-            "mailflow_mta_sts_policy_mode{connector=\"c1\",mode=\"enforce\"} 1",
-            "mailflow_mta_sts_policy_mode{connector=\"c1\",mode=\"testing\"} 0",
-            "mailflow_mta_sts_policy_mode{connector=\"c1\",mode=\"none\"} 0",
-            "mailflow_mta_sts_policy_mode{connector=\"c1\",mode=\"absent\"} 0",
-            "mailflow_mta_sts_policy_fetch_success{connector=\"c1\"} 1",
-            "mailflow_mta_sts_policy_expiry_timestamp_seconds{connector=\"c1\"} 87400",
-            "mailflow_mta_sts_policy_max_age_seconds{connector=\"c1\"} 86400",
-            "mailflow_mta_sts_policy_same_as_previous_id{connector=\"c1\"} 1",
-            "mailflow_mta_sts_mx_match{connector=\"c1\",host=\"mx.example.test\"} 1",
-            "mailflow_mta_sts_mx_match{connector=\"c1\",host=\"deep.mx.example.test\"} 0",
-            "mailflow_tlsrpt_record_present{connector=\"c1\"} 1",
-        ] {
-            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
-        }
-        assert_eq!(
-            text.matches("mailflow_mta_sts_mx_match{").count(),
-            2,
-            "one series per host"
-        );
-    }
-
-    #[test]
-    fn a_policy_that_cannot_be_fetched_is_absent_with_a_failed_fetch() {
-        let probes = [with_mta_sts(None, &["mx.example.test"], &[])];
-        let text = ProbeMetrics::new(&probes, None).encode(Format::Text);
-        for line in [
-            "mailflow_mta_sts_policy_mode{connector=\"c1\",mode=\"absent\"} 1",
-            "mailflow_mta_sts_policy_mode{connector=\"c1\",mode=\"enforce\"} 0",
-            "mailflow_mta_sts_policy_fetch_success{connector=\"c1\"} 0",
-            "mailflow_tlsrpt_record_present{connector=\"c1\"} 0",
-        ] {
-            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
-        }
-        for absent in [
-            "mailflow_mta_sts_policy_expiry_timestamp_seconds{",
-            "mailflow_mta_sts_policy_max_age_seconds{",
-            "mailflow_mta_sts_mx_match{",
-        ] {
-            assert!(!text.contains(absent), "{absent} without a policy:\n{text}");
-        }
-        let without = [finished(Ok(()), ConnectorState::default())];
-        let text = ProbeMetrics::new(&without, None).encode(Format::Text);
-        assert!(
-            !text.contains("mailflow_mta_sts_policy_mode{"),
-            "no MTA-STS series where it is not looked up"
-        );
     }
 
     #[test]

@@ -1,15 +1,31 @@
 //! The bounded vocabulary of a probe's outcome: codes, phases and reasons (see `codes.md`); the
 //! failures of each layer ([`Failure`] and the types it wraps), which map onto them; and the rule
 //! that turns the outcomes of a connector's addresses into the connector's own outcome.
+//!
+//! The failures sit one layer per module, all re-exported here: `failure` (the sum of the
+//! layers), `dns`, `connection` (TCP connect and breakdowns), `smtp`, `tls` (STARTTLS, the
+//! handshake, the certificate), `mta_sts`, `dane`, and `tls_required` (TLS that MTA-STS or DANE
+//! require and that did not come about).
 
+mod connection;
+mod dane;
+mod dns;
 mod failure;
+mod mta_sts;
+mod smtp;
+mod tls;
+mod tls_required;
 
 use std::fmt;
 
-pub use failure::{
-    Breakdown, CertificateFailure, ConnectFailure, DaneFailure, DnsFailure, Failure, MtaStsFailure,
-    OldTlsVersion, SmtpFault, SmtpStep, StarttlsFailure, TlsFailure, TlsRequired,
-};
+pub use connection::{Breakdown, ConnectFailure};
+pub use dane::DaneFailure;
+pub use dns::DnsFailure;
+pub use failure::Failure;
+pub use mta_sts::MtaStsFailure;
+pub use smtp::{SmtpFault, SmtpStep};
+pub use tls::{CertificateFailure, OldTlsVersion, StarttlsFailure, TlsFailure};
+pub use tls_required::TlsRequired;
 
 /// A mail flow outcome code, as Microsoft 365 names connector delivery failures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{HttpLimits, query_param, run};
+use super::{HttpLimits, run};
 use crate::exporter::{Exporter, ExporterSettings};
 use crate::probe::limits::ConnectionCaps;
 use crate::probe::tls::TlsContext;
@@ -610,21 +610,6 @@ async fn a_probe_without_a_connection_slot_fails_the_scrape_not_the_connector() 
     if let Ok(served) = Arc::try_unwrap(served) {
         served.stop().await;
     }
-}
-
-#[test]
-fn query_parameters_are_decoded() {
-    assert_eq!(
-        query_param("connector=a.b-c", "connector").as_deref(),
-        Some("a.b-c")
-    );
-    assert_eq!(
-        query_param("x=1&connector=a%2Db", "connector").as_deref(),
-        Some("a-b")
-    );
-    assert_eq!(query_param("x=1", "connector"), None);
-    assert_eq!(query_param("connector=%zz", "connector"), None);
-    assert_eq!(query_param("connector", "connector").as_deref(), Some(""));
 }
 
 mod surface;
