@@ -21,7 +21,7 @@ const ZONE: &str = "dane.test";
 
 /// The `3 1 1` association data (SHA-256 of the SubjectPublicKeyInfo) of the first certificate
 /// in the PEM file `pem`, by openssl.
-fn spki_sha256(pem: &Path) -> String {
+pub fn spki_sha256(pem: &Path) -> String {
     let script = format!(
         "openssl x509 -in '{}' -pubkey -noout | openssl pkey -pubin -outform der | sha256sum",
         pem.display()

@@ -18,6 +18,7 @@ mod system;
 
 mod agreement;
 mod dane;
+mod dane_mta_sts;
 mod dnssec;
 mod fixtures;
 mod monitoring;

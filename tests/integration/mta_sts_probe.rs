@@ -4,9 +4,8 @@
 //! presents a certificate for every MX host of the world, `notls` offers no STARTTLS,
 //! `wrongname` names only wrong.example) or to scripted servers that count connections.
 //!
-//! Not here yet: a host to which DANE applies, with a failing policy (DANE wins, RFC 8461 §2).
-//! The probe's per-host switch for it (`dane_applies`) is set by the DANE wiring, which brings
-//! that test along.
+//! A host to which DANE applies, under a policy that refuses it (DANE wins, RFC 8461 §2), is in
+//! `dane_mta_sts.rs`, which needs a DNSSEC world beside this one.
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -92,7 +92,8 @@ pub enum SenderMode<'a> {
 pub struct Options {
     /// Resolve names through this DNS server (port 53) instead of a dnsmasq of its own.
     pub nameserver: Option<Ipv4Addr>,
-    /// Extra `main.cf` lines, after the usual ones (a later setting overrides an earlier one).
+    /// Extra `main.cf` lines, after the usual ones; a parameter set here replaces the usual
+    /// setting.
     pub main_cf: String,
 }
 
@@ -179,7 +180,7 @@ impl Sender {
             .expect("write the chroot's hosts");
         std::fs::write(
             conf.join("main.cf"),
-            format!("{}{}", main_cf(&base, mode), options.main_cf),
+            with_overrides(&main_cf(&base, mode), &options.main_cf),
         )
         .expect("write main.cf");
         // No smtpd at all; `smtp` (the only service that looks names up) runs chrooted in the
@@ -562,6 +563,31 @@ fn log_outcomes(log: &str) -> HashMap<String, LogOutcome> {
         }
     }
     outcomes
+}
+
+/// `usual` without the parameters that `extra` sets again, then `extra`. Never two entries for
+/// one parameter: Postfix warns about an overridden entry in every process it starts, and its
+/// log daemon sends its own warnings to its own socket, which holds only
+/// `net.unix.max_dgram_qlen` datagrams (10 by default): when the other processes' warnings fill
+/// it first, postlogd blocks on itself for good, nothing is logged any more, and `postfix stop`
+/// hangs.
+fn with_overrides(usual: &str, extra: &str) -> String {
+    let parameter = |line: &str| {
+        let (name, _) = line.split_once('=')?;
+        let name = name.trim();
+        let is_name = !name.is_empty()
+            && !line.starts_with(char::is_whitespace)
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        is_name.then(|| name.to_owned())
+    };
+    let replaced: Vec<String> = extra.lines().filter_map(parameter).collect();
+    let mut merged: String = usual
+        .lines()
+        .filter(|line| parameter(line).is_none_or(|name| !replaced.contains(&name)))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    merged.push_str(extra);
+    merged
 }
 
 fn main_cf(base: &Path, mode: SenderMode<'_>) -> String {
