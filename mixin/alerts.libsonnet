@@ -376,11 +376,9 @@ local describe(what, causes, todo) =
         rules: [
           alert(
             'MailflowMtaStsHostNotInPolicy',
-            std.join('\n', [
-              'mailflow_mta_sts_mx_match == 0',
-              '  and on (job, instance, connector)',
-              'mailflow_mta_sts_policy_mode{mode="enforce"} == 1',
-            ]),
+            // The outcome, not mailflow_mta_sts_mx_match: where DANE applies to the host, the
+            // policy is not applied to it (RFC 8461) and an unlisted host still delivers.
+            'max without (code, address) (mailflow_target_status{code="4.4.8"}) == 1',
             '5m',
             'critical',
             'Host {{ $labels.host }} of connector {{ $labels.connector }} is not in its MTA-STS policy (4.4.8)',
