@@ -1,16 +1,15 @@
 //! A real Alertmanager (the Debian package's `/usr/bin/prometheus-alertmanager`; `ALERTMANAGER`
 //! names another binary) for the paging tests: started on 127.0.0.1:<free port> with a given
 //! configuration, clustering off, its state in a temporary directory; alerts go in and come out
-//! through its v2 API. Killed on drop; the reaper kills it too if the test binary dies first.
+//! through its v2 API. Killed on drop ([`Daemon`]).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
+use super::daemon::{Daemon, Kind};
 use crate::common::http;
 use crate::system::webhook::Webhook;
 
@@ -43,72 +42,46 @@ pub fn shipped_config(webhook: &Webhook, group_wait: &str, group_interval: &str)
         )
 }
 
+/// How Alertmanager is run.
+const KIND: Kind = Kind {
+    name: "Alertmanager",
+    env: "ALERTMANAGER",
+    program: "/usr/bin/prometheus-alertmanager",
+    package: "prometheus-alertmanager",
+    log: "alertmanager.log",
+    dir_prefix: "mailflow-alertmanager-",
+};
+
 /// A running Alertmanager.
 pub struct Alertmanager {
-    child: Child,
+    daemon: Daemon,
     /// Where it serves its UI and API.
     pub addr: SocketAddr,
-    /// Its directory: `alertmanager.yml`, `data/` and `alertmanager.log`.
-    pub dir: PathBuf,
 }
 
 impl Alertmanager {
-    /// Start Alertmanager on `config` (the text of its configuration file); panics, with its
-    /// log, if it is not ready within 30 s.
+    /// Start Alertmanager on `config` (the text of its configuration file), its state in
+    /// `data/`, clustering off; panics, with its log, if it is not ready within 30 s.
     pub fn start(config: &str) -> Alertmanager {
-        // At exit, kill the process whose pid is in the directory, but only if its command line
-        // still names this directory (the pid may have been reused since).
-        let dir = super::kept_dir_then("mailflow-alertmanager-", |d| {
-            let d = d.display();
-            format!(
-                "p=$(cat '{d}/pid' 2>/dev/null) && tr '\\0' ' ' </proc/$p/cmdline 2>/dev/null \
-                 | grep -qF '{d}/' && kill -9 $p"
-            )
+        let daemon = Daemon::start(&KIND, &[("alertmanager.yml", config)], |dir, addr| {
+            vec![
+                format!("--config.file={}", dir.join("alertmanager.yml").display()),
+                format!("--storage.path={}", dir.join("data").display()),
+                format!("--web.listen-address={addr}"),
+                // No cluster: no gossip port, no peers.
+                "--cluster.listen-address=".into(),
+                "--log.level=debug".into(),
+            ]
         });
-        std::fs::write(dir.join("alertmanager.yml"), config).expect("write alertmanager.yml");
-        let mut last_log = String::new();
-        // A free port may be taken between finding it and Alertmanager binding it: retry.
-        for _ in 0..3 {
-            let port = crate::common::net::free_ports(1)[0];
-            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-            let child = spawn(&dir, addr);
-            std::fs::write(dir.join("pid"), child.id().to_string()).expect("write pid file");
-            let mut am = Alertmanager {
-                child,
-                addr,
-                dir: dir.clone(),
-            };
-            if am.wait_ready(Duration::from_secs(30)) {
-                return am;
-            }
-            last_log = am.log();
-            am.stop();
+        Alertmanager {
+            addr: daemon.addr,
+            daemon,
         }
-        panic!("Alertmanager did not become ready; its log:\n{last_log}");
-    }
-
-    fn wait_ready(&mut self, max: Duration) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < max {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if http::get(self.addr, "/-/ready", &[]).is_ok_and(|r| r.status == 200) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 
     /// What Alertmanager logged so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("alertmanager.log")).unwrap_or_default()
+        self.daemon.log()
     }
 
     /// Hand alerts to Alertmanager as Prometheus does (`POST /api/v2/alerts`): each a set of
@@ -142,39 +115,6 @@ impl Alertmanager {
             .cloned()
             .ok_or_else(|| format!("GET /api/v2/alerts: not a list: {body}"))
     }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn spawn(dir: &Path, addr: SocketAddr) -> Child {
-    let program =
-        std::env::var("ALERTMANAGER").unwrap_or_else(|_| "/usr/bin/prometheus-alertmanager".into());
-    let log = std::fs::File::create(dir.join("alertmanager.log")).expect("create alertmanager.log");
-    let log2 = log.try_clone().expect("clone log file");
-    Command::new(&program)
-        .arg(format!(
-            "--config.file={}",
-            dir.join("alertmanager.yml").display()
-        ))
-        .arg(format!("--storage.path={}", dir.join("data").display()))
-        .arg(format!("--web.listen-address={addr}"))
-        // No cluster: no gossip port, no peers.
-        .arg("--cluster.listen-address=")
-        .arg("--log.level=debug")
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2)
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run `{program}` ({e}): install the Debian package \
-                 `prometheus-alertmanager` or point ALERTMANAGER at an Alertmanager binary"
-            )
-        })
 }
 
 /// POST a JSON body; the response as `http::request` returns it.

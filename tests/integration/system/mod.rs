@@ -11,6 +11,7 @@
 
 pub mod alertmanager;
 pub mod certs;
+pub mod daemon;
 pub mod dns_wire;
 pub mod dnsmasq;
 pub mod dnssec_world;
