@@ -9,6 +9,12 @@
 //! sequential latency against Postfix with and without tickets, and this exporter's `/probe` of
 //! 10 to 10,000 connectors. Prints Markdown tables with the ratios.
 //!
+//! The DANE path (issue 13) runs in the same rounds: three more processes of this exporter probe
+//! the same targets by the name `mx.bench.test`, whose A and TLSA records are DNSSEC-signed and
+//! served on loopback (NSD, with Unbound validating in front): DANE off (`smtp_dane_mode:
+//! none`), and DANE with `dnssec_validation: exporter` and `resolver`. blackbox_exporter has no
+//! DANE; its plain STARTTLS probe of the same target is the reference.
+//!
 //! Run it with `scripts/bench` (which installs the Debian packages); `--smoke` or
 //! `MAILFLOW_BENCH_SMOKE=1` for tiny numbers (under 30 s); `--out FILE` also writes the report.
 //! Only 127.0.0.0/8 is ever contacted; every loop is bounded; every process started is stopped.
@@ -24,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use support::client::{Clients, Mode};
+use support::dane::Dane;
 use support::http::Client;
 use support::postfix::Postfix;
 use support::procs::{Exporter, free_port};
@@ -71,6 +78,70 @@ impl Kind {
             Kind::Plain => "plain SMTP (no TLS)",
             Kind::Refused => "refused (closed port)",
         }
+    }
+}
+
+/// The exporters under load, in the order of their processes and runs. The first two are the
+/// comparison of issue 7; the others put the DANE path of issue 13 beside them, all against the
+/// same targets in the same rounds. blackbox_exporter has no DANE: its plain STARTTLS probe of
+/// the same target is what the DANE probes are compared with.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Variant {
+    /// This exporter, connectors at `127.0.0.1` (no DNS, so DANE never applies).
+    Literal,
+    /// blackbox_exporter's STARTTLS module at `127.0.0.1`.
+    Blackbox,
+    /// This exporter, connectors at `mx.bench.test` with `smtp_dane_mode: none`: the name
+    /// resolved by the plain resolver, no DNSSEC, no TLSA: DANE off.
+    NameNoDane,
+    /// `mx.bench.test` with `smtp_dane_mode: opportunistic` and `dnssec_validation: exporter`
+    /// (the default): DNSSEC validated in-process from the test root's DS.
+    DaneExporter,
+    /// The same with `dnssec_validation: resolver`: Unbound validates, the AD bit is trusted.
+    DaneResolver,
+}
+
+impl Variant {
+    /// Every variant, in process order (`variant as usize` is its index).
+    const ALL: [Variant; 5] = [
+        Variant::Literal,
+        Variant::Blackbox,
+        Variant::NameNoDane,
+        Variant::DaneExporter,
+        Variant::DaneResolver,
+    ];
+
+    /// The process's short name (logs, errors).
+    fn name(self) -> &'static str {
+        match self {
+            Variant::Literal => "mailflow",
+            Variant::Blackbox => "blackbox",
+            Variant::NameNoDane => "mailflow-name",
+            Variant::DaneExporter => "mailflow-dane-exporter",
+            Variant::DaneResolver => "mailflow-dane-resolver",
+        }
+    }
+
+    /// The row label.
+    fn label(self) -> &'static str {
+        match self {
+            Variant::Literal => "mailflow, 127.0.0.1 (no DNS)",
+            Variant::Blackbox => "blackbox, 127.0.0.1, plain STARTTLS (it has no DANE)",
+            Variant::NameNoDane => "mailflow, mx.bench.test, `smtp_dane_mode: none` (DANE off)",
+            Variant::DaneExporter => "mailflow, mx.bench.test, DANE, `dnssec_validation: exporter`",
+            Variant::DaneResolver => {
+                "mailflow, mx.bench.test, DANE, `dnssec_validation: resolver` (Unbound)"
+            }
+        }
+    }
+
+    fn is_mailflow(self) -> bool {
+        self != Variant::Blackbox
+    }
+
+    /// Whether it checks DANE.
+    fn is_dane(self) -> bool {
+        matches!(self, Variant::DaneExporter | Variant::DaneResolver)
     }
 }
 
@@ -177,6 +248,17 @@ struct Target {
     port: u16,
 }
 
+/// The load runs of every exporter against one target at one concurrency.
+struct Group {
+    target: Target,
+    /// Concurrent scrapers.
+    c: usize,
+    /// One per exporter, in [`Variant::ALL`] order.
+    runs: Vec<Run>,
+    /// The load average when the group started (other work on the machine skews the figures).
+    loadavg: String,
+}
+
 /// One load run of one exporter.
 #[derive(Default, Clone)]
 struct Run {
@@ -186,6 +268,8 @@ struct Run {
     wall: f64,
     cpu: f64,
     target_cpu: f64,
+    /// DNS queries that reached the counter in front of Unbound during the run.
+    dns_queries: u64,
     client: Vec<f64>,
     own: Vec<f64>,
 }
@@ -198,6 +282,7 @@ impl Run {
         self.wall += other.wall;
         self.cpu += other.cpu;
         self.target_cpu += other.target_cpu;
+        self.dns_queries += other.dns_queries;
         self.client.extend(other.client);
         self.own.extend(other.own);
     }
@@ -209,6 +294,9 @@ impl Run {
     }
     fn target_cpu_per_1000(&self) -> f64 {
         1000.0 * self.target_cpu / self.probes as f64
+    }
+    fn dns_queries_per_probe(&self) -> f64 {
+        self.dns_queries as f64 / self.probes as f64
     }
 }
 
@@ -319,34 +407,75 @@ async fn run(plan: &Plan) -> Result<String> {
     }
     eprintln!("bench: diagnostics done ({:.0?})", started.elapsed());
 
-    // The exporters, with equivalent configurations.
-    let max_c = plan.concurrencies.iter().copied().max().unwrap_or(1);
-    let mailflow_config = dir.join("mailflow.yml");
-    std::fs::write(&mailflow_config, mailflow_yaml(&targets, max_c))?;
-    let blackbox_config = dir.join("blackbox.yml");
-    std::fs::write(&blackbox_config, BLACKBOX_YAML)?;
-    let mailflow =
-        start_mailflow(&exporter_bin, &mailflow_config, &dir.join("mailflow.log")).await?;
-    let blackbox_addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-    let blackbox = Exporter::start(
-        "blackbox",
-        Path::new(BLACKBOX),
-        &[
-            format!("--config.file={}", blackbox_config.display()),
-            format!("--web.listen-address={blackbox_addr}"),
-        ],
-        blackbox_addr,
-        dir.join("blackbox.log"),
+    // The name mx.bench.test, with DNSSEC-signed A and TLSA records for every target's port.
+    let dane = Dane::start(
+        certified.cert.der(),
+        &targets.iter().map(|t| t.port).collect::<Vec<_>>(),
+        targets[0].port,
     )
     .await?;
-    let mut exporters = [mailflow, blackbox];
-    let idle_rss = [exporters[0].rss_mib()?, exporters[1].rss_mib()?];
+    eprintln!(
+        "bench: DNSSEC world up: {} (A, TLSA 3 1 1 {}…) via the counter at {}",
+        support::dane::HOST,
+        &dane.tlsa_data[..16],
+        dane.nameserver
+    );
+
+    // The exporters, with equivalent configurations.
+    let max_c = plan.concurrencies.iter().copied().max().unwrap_or(1);
+    let blackbox_config = dir.join("blackbox.yml");
+    std::fs::write(&blackbox_config, BLACKBOX_YAML)?;
+    let mut exporters = Vec::new();
+    for variant in Variant::ALL {
+        let exporter = if variant == Variant::Blackbox {
+            let blackbox_addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+            Exporter::start(
+                variant.name(),
+                Path::new(BLACKBOX),
+                &[
+                    format!("--config.file={}", blackbox_config.display()),
+                    format!("--web.listen-address={blackbox_addr}"),
+                ],
+                blackbox_addr,
+                dir.join("blackbox.log"),
+            )
+            .await?
+        } else {
+            let config = dir.join(format!("{}.yml", variant.name()));
+            std::fs::write(&config, mailflow_yaml(variant, &targets, max_c, &dane))?;
+            let log = dir.join(format!("{}.log", variant.name()));
+            start_mailflow(variant.name(), &exporter_bin, &config, &log).await?
+        };
+        exporters.push(exporter);
+    }
+    let idle_rss = exporters
+        .iter()
+        .map(Exporter::rss_mib)
+        .collect::<Result<Vec<_>>>()?;
     let idle_parts = [exporters[0].rss_parts_mib()?, exporters[1].rss_parts_mib()?];
 
-    // Warm-up, and a check that both succeed against every target.
+    // The first probe of each of this exporter's processes, caches cold: what DNS and DNSSEC
+    // cost before anything is cached.
+    let mut cold = Vec::new();
+    for (variant, exporter) in Variant::ALL.into_iter().zip(&exporters) {
+        if variant.is_mailflow() {
+            cold.push((variant, cold_probe(exporter, &dane).await?));
+        }
+    }
+
+    // Warm-up, and a check that every exporter succeeds against every target.
     for target in &targets {
-        for exporter in &exporters {
-            let run = load(exporter, *target, 1, Duration::from_secs(30), 3, None).await?;
+        for (variant, exporter) in Variant::ALL.into_iter().zip(&exporters) {
+            let run = load(
+                exporter,
+                variant,
+                *target,
+                1,
+                Duration::from_secs(30),
+                3,
+                None,
+            )
+            .await?;
             if run.failures > 0 {
                 bail!(
                     "{} fails against {} in warm-up; its log:\n{}",
@@ -357,16 +486,24 @@ async fn run(plan: &Plan) -> Result<String> {
             }
         }
     }
+    // The DANE probes really authenticate by DANE (and DANE off really looks nothing up).
+    let mut dane_checks = Vec::new();
+    for (variant, exporter) in Variant::ALL.into_iter().zip(&exporters) {
+        if variant.is_mailflow() && variant != Variant::Literal {
+            dane_checks.push(check_dane(exporter, variant).await?);
+        }
+    }
 
-    // Sequential latency against Postfix, tickets on and off, alternating.
+    // Sequential latency against Postfix, tickets on and off, alternating (issue 7's pair only).
     let mut sequential = Vec::new();
     for target in &targets[1..] {
         let mut runs = [Run::default(), Run::default()];
         for round in 0..plan.rounds {
-            for i in order(round) {
+            for i in order(round, 2) {
                 let count = plan.sequential / plan.rounds;
                 let r = load(
                     &exporters[i],
+                    Variant::ALL[i],
                     *target,
                     1,
                     Duration::from_secs(120),
@@ -381,17 +518,21 @@ async fn run(plan: &Plan) -> Result<String> {
     }
     eprintln!("bench: sequential done ({:.0?})", started.elapsed());
 
-    // Throughput at several concurrencies, in-process target and stock Postfix, alternating.
+    // Throughput at several concurrencies, in-process target and stock Postfix, every exporter
+    // in turn, the order reversed every other round.
     let mut throughput = Vec::new();
     for target in &targets[..2] {
         for &c in &plan.concurrencies {
-            let mut runs = [Run::default(), Run::default()];
+            let mut runs = vec![Run::default(); exporters.len()];
+            let load_before = loadavg();
             for round in 0..plan.rounds {
-                for i in order(round) {
+                for i in order(round, exporters.len()) {
                     exporters[i].check_alive()?;
                     let pf = (target.key != "inproc").then_some(&postfix);
-                    let r = load(
+                    let queries = dane.queries();
+                    let mut r = load(
                         &exporters[i],
+                        Variant::ALL[i],
                         *target,
                         c,
                         plan.run_time,
@@ -399,23 +540,38 @@ async fn run(plan: &Plan) -> Result<String> {
                         pf,
                     )
                     .await?;
+                    r.dns_queries = dane.queries() - queries;
                     runs[i].add(r);
                 }
             }
-            eprintln!(
-                "bench: {} c={c}: mailflow {:.0}/s {:.2} CPU-s/1000, blackbox {:.0}/s {:.2} CPU-s/1000",
-                target.key,
-                runs[0].rate(),
-                runs[0].cpu_per_1000(),
-                runs[1].rate(),
-                runs[1].cpu_per_1000()
-            );
-            throughput.push((*target, c, runs));
+            let summary: Vec<String> = Variant::ALL
+                .iter()
+                .zip(&runs)
+                .map(|(v, r)| {
+                    format!(
+                        "{} {:.0}/s {:.2} CPU-s/1000",
+                        v.name(),
+                        r.rate(),
+                        r.cpu_per_1000()
+                    )
+                })
+                .collect();
+            eprintln!("bench: {} c={c}: {}", target.key, summary.join(", "));
+            throughput.push(Group {
+                target: *target,
+                c,
+                runs,
+                loadavg: load_before,
+            });
         }
     }
-    let peak_rss = [exporters[0].peak_rss_mib()?, exporters[1].peak_rss_mib()?];
+    let peak_rss = exporters
+        .iter()
+        .map(Exporter::peak_rss_mib)
+        .collect::<Result<Vec<_>>>()?;
     let versions = versions(&exporter_bin);
     drop(exporters);
+    drop(dane);
 
     // This exporter alone: one /probe of N connectors.
     let mut scale = Vec::new();
@@ -445,6 +601,9 @@ async fn run(plan: &Plan) -> Result<String> {
         idle_rss,
         idle_parts,
         peak_rss,
+        dane_checks,
+        cold,
+        loadavg_after: loadavg(),
         scale,
         elapsed: started.elapsed(),
     };
@@ -453,12 +612,13 @@ async fn run(plan: &Plan) -> Result<String> {
     Ok(report.render())
 }
 
-/// Exporter order in a round: alternate which goes first.
-fn order(round: usize) -> [usize; 2] {
+/// The order of `n` exporters in a round: forward, then backward in the next round, so that
+/// each takes every place equally often over an even number of rounds.
+fn order(round: usize, n: usize) -> Vec<usize> {
     if round.is_multiple_of(2) {
-        [0, 1]
+        (0..n).collect()
     } else {
-        [1, 0]
+        (0..n).rev().collect()
     }
 }
 
@@ -466,10 +626,15 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn start_mailflow(bin: &Path, config: &Path, log: &Path) -> Result<Exporter> {
+async fn start_mailflow(
+    name: &'static str,
+    bin: &Path,
+    config: &Path,
+    log: &Path,
+) -> Result<Exporter> {
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
     Exporter::start(
-        "mailflow",
+        name,
         bin,
         &[
             "--config.file".to_string(),
@@ -483,21 +648,176 @@ async fn start_mailflow(bin: &Path, config: &Path, log: &Path) -> Result<Exporte
     .await
 }
 
-fn mailflow_yaml(targets: &[Target], per_target: usize) -> String {
+/// The configuration of this exporter as `variant`: `per_target` connectors `KEY-i` for each
+/// target; the named variants ask the counter in front of Unbound, and the DANE ones also have
+/// the connector `stale` (a TLSA record that matches nothing, on the first target's port).
+fn mailflow_yaml(variant: Variant, targets: &[Target], per_target: usize, dane: &Dane) -> String {
     let mut y = String::from(
-        "defaults:\n  timeout: 10s\n  helo_name: prober\n  tls_settings: encryption_only\nconnectors:\n",
+        "defaults:\n  timeout: 10s\n  helo_name: prober\n  tls_settings: encryption_only\n",
     );
+    let dns = |mode: &str| {
+        format!(
+            "  dns:\n    nameservers: [\"{}\"]\n    timeout: 2s\n    dnssec_validation: {mode}\n    \
+             trust_anchor_file: \"{}\"\n",
+            dane.nameserver,
+            dane.root_ds.display()
+        )
+    };
+    let host = match variant {
+        // No DNS at all: DANE (default `opportunistic`) never applies to an IP literal.
+        Variant::Literal | Variant::Blackbox => "127.0.0.1",
+        Variant::NameNoDane => {
+            y.push_str("  smtp_dane_mode: none\n");
+            y.push_str(&dns("exporter"));
+            support::dane::HOST
+        }
+        Variant::DaneExporter => {
+            y.push_str("  smtp_dane_mode: opportunistic\n");
+            y.push_str(&dns("exporter"));
+            support::dane::HOST
+        }
+        Variant::DaneResolver => {
+            y.push_str("  smtp_dane_mode: opportunistic\n");
+            y.push_str(&dns("resolver"));
+            support::dane::HOST
+        }
+    };
+    y.push_str("connectors:\n");
     for target in targets {
         // One connector per scraper: concurrent scrapes of one connector would share a probe.
         for i in 0..per_target {
             let _ = write!(
                 y,
-                "  - name: {}-{i}\n    smart_hosts: [127.0.0.1]\n    port: {}\n",
+                "  - name: {}-{i}\n    smart_hosts: [{host}]\n    port: {}\n",
                 target.key, target.port
             );
         }
     }
+    if variant.is_dane() {
+        let _ = write!(
+            y,
+            "  - name: stale\n    smart_hosts: [{}]\n    port: {}\n",
+            support::dane::STALE_HOST,
+            targets[0].port
+        );
+    }
     y
+}
+
+/// The first probe of a process, its caches cold.
+struct Cold {
+    /// The probe's own duration, ms.
+    own_ms: f64,
+    /// The CPU its threads used meanwhile (scrape included), ms.
+    cpu_ms: f64,
+    /// DNS queries that reached the counter meanwhile.
+    queries: u64,
+}
+
+/// The first probe of `exporter`'s connector `inproc-0`, measured.
+async fn cold_probe(exporter: &Exporter, dane: &Dane) -> Result<Cold> {
+    let (cpu0, queries0) = (exporter.thread_cpu_seconds()?, dane.queries());
+    let text = probe_text(exporter, "inproc-0").await?;
+    let (cpu1, queries1) = (exporter.thread_cpu_seconds()?, dane.queries());
+    if metric(&text, "mailflow_probe_success") != Some(1.0) {
+        bail!("{}: the first probe failed:\n{text}", exporter.name);
+    }
+    Ok(Cold {
+        own_ms: metric(&text, "mailflow_probe_duration_seconds").unwrap_or(f64::NAN) * 1000.0,
+        cpu_ms: (cpu1 - cpu0) * 1000.0,
+        queries: queries1 - queries0,
+    })
+}
+
+/// One `/probe` of `connector` on `exporter`: the exposition text.
+async fn probe_text(exporter: &Exporter, connector: &str) -> Result<String> {
+    let mut client = Client::new(exporter.addr)?;
+    let response = client
+        .get(
+            &format!("/probe?connector={connector}"),
+            PROBE_SCRAPE_TIMEOUT,
+            PROBE_LIMIT,
+        )
+        .await?;
+    if response.status != 200 {
+        bail!(
+            "{}: /probe?connector={connector}: HTTP {}",
+            exporter.name,
+            response.status
+        );
+    }
+    Ok(response.text().into_owned())
+}
+
+/// The value of the sample of `name` whose labels include every `label="value"` of `labels`.
+fn labelled(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{'))
+                && labels.iter().all(|label| line.contains(label))
+        })
+        .find_map(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+/// Checks, on the probes of the in-process target, that `variant` does what it stands for:
+/// DANE authentication on a secure name (status `secure`, one usable TLSA record, a match) and a
+/// failure for the stale record; or, with DANE off, no DNSSEC or DANE series at all. Returns
+/// the line for the report.
+async fn check_dane(exporter: &Exporter, variant: Variant) -> Result<String> {
+    let text = probe_text(exporter, "inproc-0").await?;
+    let host = format!("host=\"{}\"", support::dane::HOST);
+    let secure = labelled(
+        &text,
+        "mailflow_dnssec_status",
+        &[&host, "status=\"secure\""],
+    );
+    let usable = labelled(
+        &text,
+        "mailflow_dane_tlsa_records",
+        &[&host, "usable=\"true\""],
+    );
+    let matched = labelled(
+        &text,
+        "mailflow_dane_match",
+        &[&host, "address=\"127.0.0.1\""],
+    );
+    let success = metric(&text, "mailflow_probe_success");
+    if !variant.is_dane() {
+        if secure.is_some() || usable.is_some() || matched.is_some() || success != Some(1.0) {
+            bail!("{}: DANE off, but:\n{text}", exporter.name);
+        }
+        return Ok(format!(
+            "{}: probe success 1, no `mailflow_dnssec_status` or `mailflow_dane_*` series",
+            variant.label()
+        ));
+    }
+    if secure != Some(1.0) || usable != Some(1.0) || matched != Some(1.0) || success != Some(1.0) {
+        bail!("{}: DANE did not authenticate:\n{text}", exporter.name);
+    }
+    let stale = probe_text(exporter, "stale").await?;
+    let stale_failure = stale
+        .lines()
+        .find(|l| l.starts_with("mailflow_probe_failure_info{"))
+        .unwrap_or_default()
+        .to_string();
+    let stale_match = labelled(&stale, "mailflow_dane_match", &["address=\"127.0.0.1\""]);
+    if metric(&stale, "mailflow_probe_success") != Some(0.0)
+        || stale_match != Some(0.0)
+        || !stale_failure.contains("code=\"4.7.323\"")
+    {
+        bail!(
+            "{}: a stale TLSA record did not fail the probe:\n{stale}",
+            exporter.name
+        );
+    }
+    Ok(format!(
+        "{}: `mailflow_dnssec_status{{status=\"secure\"}}` 1, `mailflow_dane_tlsa_records{{usable=\"true\"}}` 1, \
+         `mailflow_dane_match` 1, probe success 1; a stale `3 1 1` record at {}: `{}`",
+        variant.label(),
+        support::dane::STALE_HOST,
+        stale_failure
+    ))
 }
 
 /// The hand-written STARTTLS module a blackbox_exporter user writes (multi-line 250 replies:
@@ -526,6 +846,7 @@ const BLACKBOX_YAML: &str = r#"modules:
 /// `c` scrapers, each with its own keep-alive connection, for `duration` or `max_scrapes` each.
 async fn load(
     exporter: &Exporter,
+    variant: Variant,
     target: Target,
     c: usize,
     duration: Duration,
@@ -538,7 +859,7 @@ async fn load(
     let deadline = started + duration;
     let mut tasks = Vec::new();
     for i in 0..c {
-        let path = if exporter.name == "mailflow" {
+        let path = if variant.is_mailflow() {
             format!("/probe?connector={}-{i}", target.key)
         } else {
             format!(
@@ -547,7 +868,7 @@ async fn load(
             )
         };
         let addr = exporter.addr;
-        let mailflow = exporter.name == "mailflow";
+        let mailflow = variant.is_mailflow();
         tasks.push(tokio::spawn(async move {
             scraper(addr, path, mailflow, deadline, max_scrapes).await
         }));
@@ -661,7 +982,7 @@ async fn scale_run(
     let config = dir.join(format!("scale-{n}-{tag}.yml"));
     std::fs::write(&config, y)?;
     let log = dir.join(format!("scale-{n}-{tag}.log"));
-    let mut exporter = start_mailflow(bin, &config, &log).await?;
+    let mut exporter = start_mailflow("mailflow", bin, &config, &log).await?;
     let idle_rss = exporter.rss_mib()?;
     let cpu0 = exporter.cpu_seconds()?;
     let mut client = Client::new(exporter.addr)?;
@@ -806,11 +1127,19 @@ struct Report<'a> {
     versions: String,
     diagnostics: Vec<Diagnostic>,
     sequential: Vec<(Target, [Run; 2])>,
-    throughput: Vec<(Target, usize, [Run; 2])>,
-    idle_rss: [f64; 2],
+    throughput: Vec<Group>,
+    /// VmRSS at start, per exporter (in [`Variant::ALL`] order).
+    idle_rss: Vec<f64>,
     /// RssAnon and RssFile at start.
     idle_parts: [(f64, f64); 2],
-    peak_rss: [f64; 2],
+    /// VmHWM after all load runs, per exporter.
+    peak_rss: Vec<f64>,
+    /// What the DANE checks before the load found, one line per named variant.
+    dane_checks: Vec<String>,
+    /// The first probe of each of this exporter's processes.
+    cold: Vec<(Variant, Cold)>,
+    /// The load average once the measuring was done.
+    loadavg_after: String,
     scale: Vec<Scale>,
     elapsed: Duration,
 }
@@ -828,6 +1157,95 @@ fn verdict(ok: bool) -> &'static str {
 }
 
 impl Report<'_> {
+    /// The DANE section: every exporter against the same targets, DANE on and off, with the
+    /// ratios to blackbox_exporter's plain STARTTLS probe and to this exporter's probe of the IP
+    /// literal, and each process's memory.
+    fn render_dane(&self, o: &mut String) {
+        let literal = Variant::Literal as usize;
+        let blackbox = Variant::Blackbox as usize;
+        let _ = writeln!(
+            o,
+            "\n### DANE (issue 13): the same targets by name, with DNSSEC-signed A and TLSA records\n\n\
+             `{host}` has A 127.0.0.1 and, at `_PORT._tcp.{host}` for each target's port, a TLSA `3 1 1` record of the \
+             targets' key, in the zone `bench.test` signed with ldns-signzone under a test root (ECDSA P-256, TTL 300 s), \
+             served by NSD, with Unbound validating in front (the system tier's DNSSEC world). The named exporters ask \
+             a counting forwarder in front of Unbound; \"DNS queries / probe\" is what reached it per probe. \
+             All five processes ran in the same rounds (order reversed every other round). **blackbox_exporter has no \
+             DANE**: its row is its plain STARTTLS probe of the same target (`127.0.0.1:PORT`, the module above), the \
+             reference every \"÷ blackbox\" ratio divides by.\n\nChecked before the load (one probe of the in-process \
+             target each):\n",
+            host = support::dane::HOST
+        );
+        for line in &self.dane_checks {
+            let _ = writeln!(o, "- {line}");
+        }
+        let _ = writeln!(
+            o,
+            "\n| target | c | exporter | probes | failed | probes/s | CPU s/1000 | CPU ÷ blackbox | CPU ÷ mailflow 127.0.0.1 | \
+             own p50 / p99 ms | scrape p50 / p99 ms | DNS queries / probe |\n\
+             |---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for group in &self.throughput {
+            let (b, l) = (&group.runs[blackbox], &group.runs[literal]);
+            for (variant, r) in Variant::ALL.iter().zip(&group.runs) {
+                let dns = if variant.is_mailflow() && *variant != Variant::Literal {
+                    format!("{:.3}", r.dns_queries_per_probe())
+                } else {
+                    "–".to_string()
+                };
+                let _ = writeln!(
+                    o,
+                    "| {} (load {}) | {} | {} | {} | {} | {:.0} | {:.3} | {} | {} | {:.2} / {:.2} | {:.2} / {:.2} | {dns} |",
+                    group.target.label,
+                    group.loadavg,
+                    group.c,
+                    variant.label(),
+                    r.probes,
+                    r.failures,
+                    r.rate(),
+                    r.cpu_per_1000(),
+                    ratio(r.cpu_per_1000(), b.cpu_per_1000()),
+                    ratio(r.cpu_per_1000(), l.cpu_per_1000()),
+                    percentile(&r.own, 50.0),
+                    percentile(&r.own, 99.0),
+                    percentile(&r.client, 50.0),
+                    percentile(&r.client, 99.0),
+                );
+            }
+        }
+        let _ = writeln!(
+            o,
+            "\nThe first probe of each process, caches cold (the in-process target; CPU from the threads' \
+             `schedstat`, the scrape included):\n\n\
+             | exporter process | probe ms | CPU ms | DNS queries |\n|---|---:|---:|---:|"
+        );
+        for (variant, c) in &self.cold {
+            let _ = writeln!(
+                o,
+                "| {} | {:.2} | {:.2} | {} |",
+                variant.label(),
+                c.own_ms,
+                c.cpu_ms,
+                c.queries
+            );
+        }
+        let _ = writeln!(
+            o,
+            "\n| exporter process | idle RSS MiB | peak RSS (VmHWM) after all load runs, MiB | peak ÷ blackbox |\n\
+             |---|---:|---:|---:|"
+        );
+        for (i, variant) in Variant::ALL.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "| {} | {:.1} | {:.1} | {} |",
+                variant.label(),
+                self.idle_rss[i],
+                self.peak_rss[i],
+                ratio(self.peak_rss[i], self.peak_rss[blackbox])
+            );
+        }
+    }
+
     fn render(&self) -> String {
         let mut o = String::new();
         let p = self.plan;
@@ -835,6 +1253,7 @@ impl Report<'_> {
             o,
             "## Benchmark run{}\n\n{}\n{}\n- plan: concurrencies {:?}, {:?} per run × {} alternating rounds per exporter; \
              {} sequential probes per exporter and target; /probe of {} connectors ({} scrape(s) each); took {:.0?}\n\
+             - load average after the run: {}\n\
              - the in-process target accepted {} sessions, {} of them completed through QUIT after TLS\n",
             if p.smoke {
                 " (SMOKE: tiny numbers, not a measurement)"
@@ -854,6 +1273,7 @@ impl Report<'_> {
                 .join(", "),
             p.scale_scrapes,
             self.elapsed,
+            self.loadavg_after,
             self.inproc_sessions.0,
             self.inproc_sessions.1
         );
@@ -864,8 +1284,11 @@ impl Report<'_> {
             "### Side by side (ratio = mailflow_exporter / blackbox_exporter)\n\n\
              | measure | mailflow_exporter | blackbox_exporter | ratio | goal |\n|---|---:|---:|---:|---|"
         );
-        for (target, c, runs) in &self.throughput {
-            let [m, b] = runs;
+        for Group {
+            target, c, runs, ..
+        } in &self.throughput
+        {
+            let (m, b) = (&runs[0], &runs[1]);
             let goal = if target.key == "stock" || target.key == "inproc" {
                 let ok = m.cpu_per_1000() <= 0.5 * b.cpu_per_1000();
                 format!("≤ 0.50: {}", verdict(ok))
@@ -881,8 +1304,11 @@ impl Report<'_> {
                 ratio(m.cpu_per_1000(), b.cpu_per_1000())
             );
         }
-        for (target, c, runs) in &self.throughput {
-            let [m, b] = runs;
+        for Group {
+            target, c, runs, ..
+        } in &self.throughput
+        {
+            let (m, b) = (&runs[0], &runs[1]);
             let _ = writeln!(
                 o,
                 "| probes/s, {}, c={c} | {:.0} | {:.0} | {} | |",
@@ -974,7 +1400,10 @@ impl Report<'_> {
              | target | c | exporter | probes | failed | probes/s | CPU s/1000 | scrape p50 / p99 ms | own p50 / p99 ms | target CPU s/1000 |\n\
              |---|---:|---|---:|---:|---:|---:|---:|---:|---:|"
         );
-        for (target, c, runs) in &self.throughput {
+        for Group {
+            target, c, runs, ..
+        } in &self.throughput
+        {
             for (name, r) in ["mailflow", "blackbox"].iter().zip(runs) {
                 let _ = writeln!(
                     o,
@@ -1014,6 +1443,8 @@ impl Report<'_> {
                 );
             }
         }
+
+        self.render_dane(&mut o);
 
         let _ = writeln!(
             o,
