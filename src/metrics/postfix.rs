@@ -5,13 +5,15 @@ use crate::outcome::Code;
 use crate::postfix::QueueSummary;
 
 use super::labels::{ConnectorCodeLabels, ConnectorLabels};
-use super::text::{Exposition, Family};
+use super::text::{Exposition, Family, Samples};
 
-const QUEUE_MESSAGES: Family<ConnectorCodeLabels<'static>> = Family::gauge(
+/// Messages per connector and code.
+pub(super) const QUEUE_MESSAGES: Family<ConnectorCodeLabels<'static>> = Family::gauge(
     "mailflow_postfix_queue_messages",
     "Messages in the Postfix queue, by connector and the code of their delay reason",
 );
-const QUEUE_OLDEST_AGE: Family<ConnectorLabels<'static>> = Family::gauge(
+/// The oldest message per connector.
+pub(super) const QUEUE_OLDEST_AGE: Family<ConnectorLabels<'static>> = Family::gauge(
     "mailflow_postfix_queue_oldest_age_seconds",
     "Age of the oldest message in the Postfix queue for the connector",
 );
@@ -25,18 +27,36 @@ pub fn write_queue<'a>(
 ) {
     let mut messages = exposition.family(&QUEUE_MESSAGES);
     for connector in connectors.clone() {
-        for code in Code::ALL.into_iter().filter(|c| *c != Code::Ok) {
-            messages.sample(
-                ConnectorCodeLabels { connector, code },
-                summary.count(connector, code) as f64,
-            );
-        }
+        write_messages(&mut messages, summary, connector);
     }
     let mut oldest = exposition.family(&QUEUE_OLDEST_AGE);
     for connector in connectors {
-        oldest.sample(
-            ConnectorLabels { connector },
-            summary.oldest_age(connector).unwrap_or(0) as f64,
+        write_oldest_age(&mut oldest, summary, connector);
+    }
+}
+
+/// The samples of [`QUEUE_MESSAGES`] for `connector`: every failure code, from 0.
+pub(super) fn write_messages(
+    messages: &mut Samples<'_, ConnectorCodeLabels<'static>>,
+    summary: &QueueSummary,
+    connector: &str,
+) {
+    for code in Code::ALL.into_iter().filter(|c| *c != Code::Ok) {
+        messages.sample(
+            ConnectorCodeLabels { connector, code },
+            summary.count(connector, code) as f64,
         );
     }
+}
+
+/// The sample of [`QUEUE_OLDEST_AGE`] for `connector` (0 without any message).
+pub(super) fn write_oldest_age(
+    oldest: &mut Samples<'_, ConnectorLabels<'static>>,
+    summary: &QueueSummary,
+    connector: &str,
+) {
+    oldest.sample(
+        ConnectorLabels { connector },
+        summary.oldest_age(connector).unwrap_or(0) as f64,
+    );
 }

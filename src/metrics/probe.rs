@@ -1,13 +1,17 @@
 //! The series of one `/probe` scrape, from the probes it ran and the connectors' state right after
 //! them. As in the blackbox exporter, a scrape writes the series of the probes it ran and only
-//! those: no series of a connector outlives its probe. They are streamed straight into the
-//! exposition text, family after family, so that a scrape of thousands of connectors costs the
-//! text and little else.
+//! those: no series of a connector outlives its probe. They are written straight into the
+//! exposition text, family after family, and a family probe by probe, in chunks of about
+//! [`CHUNK`] bytes as the client takes them ([`ProbeBody`]): a scrape of 10,000 connectors never
+//! holds its whole answer (48 MiB), only the probes and one chunk.
 //!
 //! The series of the destination's policies are written by `mta_sts` (MTA-STS, TLS-RPT) and
 //! `dane` (DNSSEC, DANE); the rest here.
 
+mod body;
 mod dane;
+#[cfg(test)]
+mod golden;
 mod mta_sts;
 
 use std::sync::Arc;
@@ -16,14 +20,21 @@ use crate::exporter::FinishedProbe;
 use crate::outcome::{Code, code_of};
 use crate::postfix::QueueSummary;
 use crate::probe::TargetReport;
+use crate::probe::tls::CertificateFacts;
 use crate::state::unix_seconds;
 
+use super::labels::LabelSet;
 use super::labels::{
     AddressLabels, CertificateLabels, ConnectorCodeLabels, ConnectorLabels, ConnectorPhaseLabels,
     FailureLabels, TargetCodeLabels, TargetLabels, TlsLabels,
 };
-use super::postfix::write_queue;
-use super::text::{Exposition, Family, Format, flag};
+use super::postfix::{QUEUE_MESSAGES, QUEUE_OLDEST_AGE, write_messages, write_oldest_age};
+use super::text::{Exposition, Family, Format, Samples, flag};
+
+pub use body::ProbeBody;
+
+/// About how many bytes of the answer are written at a time.
+pub const CHUNK: usize = 64 * 1024;
 
 const PROBE_SUCCESS: Family<ConnectorLabels<'static>> = Family::gauge(
     "mailflow_probe_success",
@@ -100,72 +111,117 @@ impl<'a> ProbeMetrics<'a> {
         ProbeMetrics { probes, queue }
     }
 
-    /// The exposition, in `format`.
+    /// The whole exposition in `format`, in one string (the answer's [`ProbeBody`] writes the
+    /// same text in chunks).
     pub fn encode(&self, format: Format) -> String {
-        // About 4 KiB per connector with TLS; growing the string is cheap anyway.
-        let mut exposition = Exposition::new(format, 4096 * self.probes.len());
-        self.write_outcomes(&mut exposition);
-        self.write_targets(&mut exposition);
-        self.write_certificates(&mut exposition);
-        self.write_mta_sts(&mut exposition);
-        self.write_dane(&mut exposition);
-        self.write_history(&mut exposition);
-        if let Some(summary) = self.queue {
-            let connectors = self.probes.iter().map(|p| name(p));
-            write_queue(&mut exposition, summary, connectors);
-        }
-        exposition.finish()
+        let mut cursor = Cursor::new(self.queue.is_some());
+        cursor
+            .next_chunk(self, format, usize::MAX)
+            .unwrap_or_default()
+    }
+}
+
+/// One family of the answer, written probe by probe, so that the answer can be cut between any
+/// two probes of a family.
+trait Section: Sync {
+    /// Writes the family's help and type.
+    fn header(&self, out: &mut Exposition);
+    /// Writes the family's samples of probe `p`.
+    fn write(&self, out: &mut Exposition, p: &FinishedProbe, queue: Option<&QueueSummary>);
+}
+
+/// A family whose samples come from each probe.
+struct PerProbe<L: 'static> {
+    /// The family.
+    family: &'static Family<L>,
+    /// Writes the samples of one probe.
+    write: fn(&mut Samples<'_, L>, &FinishedProbe),
+}
+
+impl<L: LabelSet + 'static> Section for PerProbe<L> {
+    fn header(&self, out: &mut Exposition) {
+        out.family(self.family);
     }
 
-    fn write_outcomes(&self, exposition: &mut Exposition) {
-        let mut success = exposition.family(&PROBE_SUCCESS);
-        for p in self.probes {
-            success.sample(connector(p), flag(p.report.outcome.is_ok()));
-        }
-        let mut status = exposition.family(&PROBE_STATUS);
-        for p in self.probes {
-            let code = code_of(&p.report.outcome);
-            for each in Code::ALL {
-                let labels = ConnectorCodeLabels {
-                    connector: name(p),
-                    code: each,
-                };
-                status.sample(labels, flag(each == code));
-            }
-        }
-        let mut failure_info = exposition.family(&PROBE_FAILURE_INFO);
-        for p in self.probes {
-            if let Err(failure) = &p.report.outcome {
-                let reply = failure.reply().map(|r| r.to_string()).unwrap_or_default();
-                let labels = FailureLabels {
-                    connector: name(p),
-                    code: failure.code(),
-                    phase: failure.phase(),
-                    reason: failure.reason().as_str(),
-                    reply: &reply,
-                };
-                failure_info.sample(labels, 1.0);
-            }
-        }
-        let mut duration = exposition.family(&PROBE_DURATION);
-        for p in self.probes {
-            duration.sample(connector(p), p.report.duration.as_secs_f64());
-        }
-        let mut phase_duration = exposition.family(&PROBE_PHASE_DURATION);
-        for p in self.probes {
-            for (phase, elapsed) in p.report.representative().map_or(&[][..], |t| &t.phases) {
-                let labels = ConnectorPhaseLabels {
-                    connector: name(p),
-                    phase: *phase,
-                };
-                phase_duration.sample(labels, elapsed.as_secs_f64());
-            }
-        }
+    fn write(&self, out: &mut Exposition, p: &FinishedProbe, _: Option<&QueueSummary>) {
+        (self.write)(&mut out.resume(self.family), p);
+    }
+}
+
+/// A Postfix queue family, with the samples of each probed connector.
+struct PerQueued<L: 'static> {
+    /// The family.
+    family: &'static Family<L>,
+    /// Writes the samples of one connector.
+    write: fn(&mut Samples<'_, L>, &QueueSummary, &str),
+}
+
+impl<L: LabelSet + 'static> Section for PerQueued<L> {
+    fn header(&self, out: &mut Exposition) {
+        out.family(self.family);
     }
 
-    fn write_targets(&self, exposition: &mut Exposition) {
-        let mut success = exposition.family(&TARGET_SUCCESS);
-        self.each_target(|p, t, address| {
+    fn write(&self, out: &mut Exposition, p: &FinishedProbe, queue: Option<&QueueSummary>) {
+        if let Some(summary) = queue {
+            (self.write)(&mut out.resume(self.family), summary, name(p));
+        }
+    }
+}
+
+/// A [`PerProbe`] section (a function, so that the closures' types follow from `family`).
+const fn per_probe<L>(
+    family: &'static Family<L>,
+    write: fn(&mut Samples<'_, L>, &FinishedProbe),
+) -> PerProbe<L> {
+    PerProbe { family, write }
+}
+
+/// The families of the connectors' outcomes.
+static OUTCOMES: [&dyn Section; 5] = [
+    &per_probe(&PROBE_SUCCESS, |success, p| {
+        success.sample(connector(p), flag(p.report.outcome.is_ok()));
+    }),
+    &per_probe(&PROBE_STATUS, |status, p| {
+        let code = code_of(&p.report.outcome);
+        for each in Code::ALL {
+            let labels = ConnectorCodeLabels {
+                connector: name(p),
+                code: each,
+            };
+            status.sample(labels, flag(each == code));
+        }
+    }),
+    &per_probe(&PROBE_FAILURE_INFO, |failure_info, p| {
+        if let Err(failure) = &p.report.outcome {
+            let reply = failure.reply().map(|r| r.to_string()).unwrap_or_default();
+            let labels = FailureLabels {
+                connector: name(p),
+                code: failure.code(),
+                phase: failure.phase(),
+                reason: failure.reason().as_str(),
+                reply: &reply,
+            };
+            failure_info.sample(labels, 1.0);
+        }
+    }),
+    &per_probe(&PROBE_DURATION, |duration, p| {
+        duration.sample(connector(p), p.report.duration.as_secs_f64());
+    }),
+    &per_probe(&PROBE_PHASE_DURATION, |phase_duration, p| {
+        for (phase, elapsed) in p.report.representative().map_or(&[][..], |t| &t.phases) {
+            let labels = ConnectorPhaseLabels {
+                connector: name(p),
+                phase: *phase,
+            };
+            phase_duration.sample(labels, elapsed.as_secs_f64());
+        }
+    }),
+];
+
+/// The families of each address.
+static TARGETS: [&dyn Section; 4] = [
+    &per_probe(&TARGET_SUCCESS, |success, p| {
+        each_target(p, |t, address| {
             let labels = TargetLabels {
                 connector: name(p),
                 host: &t.host,
@@ -173,8 +229,9 @@ impl<'a> ProbeMetrics<'a> {
             };
             success.sample(labels, flag(t.outcome.is_ok()));
         });
-        let mut status = exposition.family(&TARGET_STATUS);
-        self.each_target(|p, t, address| {
+    }),
+    &per_probe(&TARGET_STATUS, |status, p| {
+        each_target(p, |t, address| {
             let code = code_of(&t.outcome);
             for each in Code::ALL {
                 let labels = TargetCodeLabels {
@@ -186,8 +243,9 @@ impl<'a> ProbeMetrics<'a> {
                 status.sample(labels, flag(each == code));
             }
         });
-        let mut tls_info = exposition.family(&TLS_INFO);
-        self.each_target(|p, t, address| {
+    }),
+    &per_probe(&TLS_INFO, |tls_info, p| {
+        each_target(p, |t, address| {
             if let Some(tls) = &t.tls {
                 let labels = TlsLabels {
                     connector: name(p),
@@ -198,10 +256,11 @@ impl<'a> ProbeMetrics<'a> {
                 tls_info.sample(labels, 1.0);
             }
         });
-        // Like mailflow_tls_info, only where it is 1: an address shows one or the other when its
-        // STARTTLS was answered under opportunistic TLS.
-        let mut tls_fallback = exposition.family(&TLS_FALLBACK);
-        self.each_target(|p, t, address| {
+    }),
+    // Like mailflow_tls_info, only where it is 1: an address shows one or the other when its
+    // STARTTLS was answered under opportunistic TLS.
+    &per_probe(&TLS_FALLBACK, |tls_fallback, p| {
+        each_target(p, |t, address| {
             if t.tls_fallback.is_some() && t.outcome.is_ok() {
                 let labels = AddressLabels {
                     connector: name(p),
@@ -210,86 +269,184 @@ impl<'a> ProbeMetrics<'a> {
                 tls_fallback.sample(labels, 1.0);
             }
         });
+    }),
+];
+
+/// The families of the presented certificates.
+static CERTIFICATES: [&dyn Section; 3] = [
+    &per_probe(&CERTIFICATE_NOT_AFTER, |not_after, p| {
+        each_certificate(p, |c, address| {
+            let labels = CertificateLabels {
+                connector: name(p),
+                address,
+                subject: &c.subject,
+                issuer: &c.issuer,
+                serial: &c.serial,
+            };
+            not_after.sample(labels, c.not_after as f64);
+        });
+    }),
+    &per_probe(&CERTIFICATE_CHAIN_NOT_AFTER, |chain_not_after, p| {
+        each_certificate(p, |c, address| {
+            let labels = AddressLabels {
+                connector: name(p),
+                address,
+            };
+            chain_not_after.sample(labels, c.chain_not_after as f64);
+        });
+    }),
+    &per_probe(&CERTIFICATE_VALID, |valid, p| {
+        each_certificate(p, |c, address| {
+            let labels = AddressLabels {
+                connector: name(p),
+                address,
+            };
+            valid.sample(labels, flag(c.valid()));
+        });
+    }),
+];
+
+/// The families of the connectors' history.
+static HISTORY: [&dyn Section; 5] = [
+    &per_probe(&PROBES, |probes, p| {
+        probes.sample(connector(p), p.state.probes as f64);
+    }),
+    &per_probe(&PROBE_FAILURES, |failures, p| {
+        for code in Code::ALL.into_iter().filter(|c| *c != Code::Ok) {
+            let labels = ConnectorCodeLabels {
+                connector: name(p),
+                code,
+            };
+            failures.sample(labels, p.state.failures_with(code) as f64);
+        }
+    }),
+    &per_probe(&QUEUE_AGE, |queue_age, p| {
+        queue_age.sample(connector(p), p.state.queue_age(p.at).as_secs_f64());
+    }),
+    &per_probe(&QUEUE_EXPIRY, |queue_expiry, p| {
+        let expiry = p.report.connector.queue_expiry.as_secs_f64();
+        queue_expiry.sample(connector(p), expiry);
+    }),
+    &per_probe(&LAST_SUCCESS, |last_success, p| {
+        if let Some(last) = p.state.last_success {
+            last_success.sample(connector(p), unix_seconds(last));
+        }
+    }),
+];
+
+/// The families of the Postfix queue, when it is read.
+static QUEUE: [&dyn Section; 2] = [
+    &PerQueued {
+        family: &QUEUE_MESSAGES,
+        write: write_messages,
+    },
+    &PerQueued {
+        family: &QUEUE_OLDEST_AGE,
+        write: write_oldest_age,
+    },
+];
+
+/// Every family of the answer, in order; the Postfix queue's only `with_queue`.
+fn sections(with_queue: bool) -> Vec<&'static dyn Section> {
+    let queue: &[&dyn Section] = if with_queue { &QUEUE } else { &[] };
+    [
+        &OUTCOMES[..],
+        &TARGETS,
+        &CERTIFICATES,
+        &mta_sts::SECTIONS,
+        &dane::SECTIONS,
+        &HISTORY,
+        queue,
+    ]
+    .concat()
+}
+
+/// How far the answer is written: the family, and the next probe within it.
+struct Cursor {
+    /// The families of this answer.
+    sections: Vec<&'static dyn Section>,
+    /// The family being written (`sections.len()` once all are).
+    section: usize,
+    /// Whether its help and type are written.
+    started: bool,
+    /// The next probe whose samples of that family are to be written.
+    probe: usize,
+    /// Whether the end of the answer (`# EOF` in OpenMetrics) is written.
+    ended: bool,
+}
+
+impl Cursor {
+    /// At the start of an answer, with the Postfix queue's families or not.
+    fn new(with_queue: bool) -> Self {
+        Cursor {
+            sections: sections(with_queue),
+            section: 0,
+            started: false,
+            probe: 0,
+            ended: false,
+        }
     }
 
-    fn write_certificates(&self, exposition: &mut Exposition) {
-        let mut not_after = exposition.family(&CERTIFICATE_NOT_AFTER);
-        self.each_target(|p, t, address| {
-            if let Some(c) = t.tls.as_ref().and_then(|tls| tls.certificate.as_ref()) {
-                let labels = CertificateLabels {
-                    connector: name(p),
-                    address,
-                    subject: &c.subject,
-                    issuer: &c.issuer,
-                    serial: &c.serial,
-                };
-                not_after.sample(labels, c.not_after as f64);
-            }
-        });
-        let mut chain_not_after = exposition.family(&CERTIFICATE_CHAIN_NOT_AFTER);
-        self.each_target(|p, t, address| {
-            if let Some(c) = t.tls.as_ref().and_then(|tls| tls.certificate.as_ref()) {
-                let labels = AddressLabels {
-                    connector: name(p),
-                    address,
-                };
-                chain_not_after.sample(labels, c.chain_not_after as f64);
-            }
-        });
-        let mut valid = exposition.family(&CERTIFICATE_VALID);
-        self.each_target(|p, t, address| {
-            if let Some(c) = t.tls.as_ref().and_then(|tls| tls.certificate.as_ref()) {
-                let labels = AddressLabels {
-                    connector: name(p),
-                    address,
-                };
-                valid.sample(labels, flag(c.valid()));
-            }
-        });
+    /// Whether the whole answer is written.
+    fn ended(&self) -> bool {
+        self.ended
     }
 
-    fn write_history(&self, exposition: &mut Exposition) {
-        let mut probes = exposition.family(&PROBES);
-        for p in self.probes {
-            probes.sample(connector(p), p.state.probes as f64);
+    /// The next part of the answer of `metrics` in `format`: whole probes' samples until it
+    /// reaches `limit` bytes (one probe's samples of one family may go past it); `None` once the
+    /// answer is all written.
+    fn next_chunk(
+        &mut self,
+        metrics: &ProbeMetrics<'_>,
+        format: Format,
+        limit: usize,
+    ) -> Option<String> {
+        if self.ended {
+            return None;
         }
-        let mut failures = exposition.family(&PROBE_FAILURES);
-        for p in self.probes {
-            for code in Code::ALL.into_iter().filter(|c| *c != Code::Ok) {
-                let labels = ConnectorCodeLabels {
-                    connector: name(p),
-                    code,
-                };
-                failures.sample(labels, p.state.failures_with(code) as f64);
+        let mut out = Exposition::new(format, limit.min(CHUNK + CHUNK / 4));
+        while out.written() < limit {
+            let Some(section) = self.sections.get(self.section) else {
+                out.end();
+                self.ended = true;
+                break;
+            };
+            if !self.started {
+                section.header(&mut out);
+                self.started = true;
+            }
+            while out.written() < limit
+                && let Some(p) = metrics.probes.get(self.probe)
+            {
+                section.write(&mut out, p, metrics.queue);
+                self.probe += 1;
+            }
+            if self.probe == metrics.probes.len() {
+                self.section += 1;
+                self.started = false;
+                self.probe = 0;
             }
         }
-        let mut queue_age = exposition.family(&QUEUE_AGE);
-        for p in self.probes {
-            queue_age.sample(connector(p), p.state.queue_age(p.at).as_secs_f64());
-        }
-        let mut queue_expiry = exposition.family(&QUEUE_EXPIRY);
-        for p in self.probes {
-            let expiry = p.report.connector.queue_expiry.as_secs_f64();
-            queue_expiry.sample(connector(p), expiry);
-        }
-        let mut last_success = exposition.family(&LAST_SUCCESS);
-        for p in self.probes {
-            if let Some(last) = p.state.last_success {
-                last_success.sample(connector(p), unix_seconds(last));
-            }
-        }
+        Some(out.into_text())
     }
+}
 
-    /// Calls `write` for every address of every probe, with the address as a label value
-    /// (empty when the host did not resolve).
-    fn each_target(&self, mut write: impl FnMut(&FinishedProbe, &TargetReport, &str)) {
-        for p in self.probes {
-            for target in &p.report.targets {
-                let address = target.address.map(|a| a.to_string()).unwrap_or_default();
-                write(p, target, &address);
-            }
-        }
+/// Calls `write` for every address of probe `p`, with the address as a label value (empty when
+/// the host did not resolve).
+fn each_target(p: &FinishedProbe, mut write: impl FnMut(&TargetReport, &str)) {
+    for target in &p.report.targets {
+        let address = target.address.map(|a| a.to_string()).unwrap_or_default();
+        write(target, &address);
     }
+}
+
+/// Calls `write` for every address of probe `p` that presented a certificate.
+fn each_certificate(p: &FinishedProbe, mut write: impl FnMut(&CertificateFacts, &str)) {
+    each_target(p, |t, address| {
+        if let Some(c) = t.tls.as_ref().and_then(|tls| tls.certificate.as_ref()) {
+            write(c, address);
+        }
+    });
 }
 
 /// The name of the probed connector.

@@ -102,16 +102,20 @@ impl Exposition {
         let (suffix, type_name) = match (family.kind, self.format) {
             (Kind::Gauge, _) => ("", "gauge"),
             (Kind::Counter, Format::OpenMetrics) => ("", "counter"),
-            // The classic format names a counter family by its samples.
             (Kind::Counter, Format::Text) => ("_total", "counter"),
         };
         let name = family.name;
-        // Writing into a String cannot fail.
         let _ = writeln!(self.out, "# HELP {name}{suffix} {}", family.help);
         let _ = writeln!(self.out, "# TYPE {name}{suffix} {type_name}");
+        self.resume(family)
+    }
+
+    /// The writer of more samples of `family`, whose help and type were written before (in an
+    /// earlier part of the same exposition).
+    pub fn resume<L: LabelSet>(&mut self, family: &Family<L>) -> Samples<'_, L> {
         Samples {
             out: &mut self.out,
-            name,
+            name: family.name,
             suffix: match family.kind {
                 Kind::Gauge => "",
                 Kind::Counter => "_total",
@@ -120,11 +124,26 @@ impl Exposition {
         }
     }
 
-    /// The finished text (OpenMetrics ends with `# EOF`).
-    pub fn finish(mut self) -> String {
+    /// How many bytes are written so far.
+    pub fn written(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Ends the exposition: OpenMetrics ends with `# EOF`, the classic text with nothing.
+    pub fn end(&mut self) {
         if self.format == Format::OpenMetrics {
             self.out.push_str("# EOF\n");
         }
+    }
+
+    /// The text written so far.
+    pub fn into_text(self) -> String {
+        self.out
+    }
+
+    /// The finished text (OpenMetrics ends with `# EOF`).
+    pub fn finish(mut self) -> String {
+        self.end();
         self.out
     }
 }

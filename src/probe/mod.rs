@@ -68,8 +68,9 @@ pub struct Engine {
 struct ConnectorProbe {
     /// The connector as configured.
     connector: Arc<Connector>,
-    /// The resolver of its DNS settings, shared by connectors with the same settings.
-    dns: Dns,
+    /// The resolver of its DNS settings, shared by connectors with the same settings (behind an
+    /// `Arc`: the resolver handle is several hundred bytes, times every connector).
+    dns: Arc<Dns>,
     /// The DNSSEC-aware resolver of its DNS settings where it checks DANE (`smtp_dane_mode` not
     /// `none`, `tls_settings` not `none`), shared likewise.
     dnssec: Option<Arc<DnssecResolver>>,
@@ -105,7 +106,7 @@ impl Engine {
         limiter: Arc<Limiter>,
         policies: Arc<PolicyCache>,
     ) -> Result<Self, EngineError> {
-        let mut resolvers: HashMap<DnsSettings, Dns> = HashMap::new();
+        let mut resolvers: HashMap<DnsSettings, Arc<Dns>> = HashMap::new();
         let mut dnssec_resolvers: HashMap<DnsSettings, Arc<DnssecResolver>> = HashMap::new();
         let mut validators: HashMap<Option<TrustAnchors>, Arc<ChainValidator>> = HashMap::new();
         let mut policy_clients: HashMap<Option<TrustAnchors>, PolicyClient> = HashMap::new();
@@ -114,7 +115,7 @@ impl Engine {
             let dns = match resolvers.get(&connector.dns) {
                 Some(dns) => dns.clone(),
                 None => {
-                    let dns = Dns::new(&connector.dns)?;
+                    let dns = Arc::new(Dns::new(&connector.dns)?);
                     resolvers.insert(connector.dns.clone(), dns.clone());
                     dns
                 }

@@ -4,13 +4,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
+use hyper::body::Incoming;
 use hyper::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, StatusCode};
 
 use super::Gate;
-use super::routes::{handle, text};
+use super::routes::{Answer, handle, text};
 use crate::exporter::Exporter;
 use crate::metrics::HttpHandler;
 use crate::web::{self, Authorization, WebConfig};
@@ -24,7 +23,7 @@ pub(super) async fn respond_to(
     gate: &Gate,
     peer: SocketAddr,
     request: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+) -> Answer {
     let handler = HttpHandler::of(request.uri().path());
     let metrics = exporter.metrics();
     let _in_progress = metrics.http_request_started();
@@ -66,7 +65,7 @@ async fn authorize(
     web: &Arc<WebConfig>,
     peer: SocketAddr,
     request: &Request<Incoming>,
-) -> Option<Response<Full<Bytes>>> {
+) -> Option<Answer> {
     // A header that is present but not text counts as wrong credentials, not as missing ones.
     let header = request
         .headers()

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -14,7 +14,8 @@ use super::query::query_param;
 use super::status;
 use crate::explain;
 use crate::exporter::Exporter;
-use crate::metrics::{Format, ProbeMetrics};
+use crate::metrics::Format;
+use crate::metrics::probe::ProbeBody;
 use crate::probe::Throttled;
 
 /// How much of Prometheus' scrape timeout is kept back for the answer to travel.
@@ -26,11 +27,11 @@ const METRICS_QUEUE_MAX_AGE: Duration = Duration::from_secs(1);
 /// How old a Postfix queue reading may be for `/probe`, where each connector is its own scrape.
 const PROBE_QUEUE_MAX_AGE: Duration = Duration::from_secs(30);
 
+/// An answer: its text whole, or the series of a `/probe` scrape written as they are sent.
+pub(super) type Answer = Response<Either<Full<Bytes>, ProbeBody>>;
+
 /// Routes one request.
-pub(super) async fn handle(
-    exporter: &Arc<Exporter>,
-    request: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+pub(super) async fn handle(exporter: &Arc<Exporter>, request: Request<Incoming>) -> Answer {
     let path = request.uri().path();
     match (request.method(), path) {
         (&Method::GET, "/probe") => probe(exporter, &request).await,
@@ -67,7 +68,7 @@ pub(super) async fn handle(
 }
 
 /// `GET /probe[?connector=NAME]`: probes one connector, or all, and returns their metrics.
-async fn probe(exporter: &Arc<Exporter>, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn probe(exporter: &Arc<Exporter>, request: &Request<Incoming>) -> Answer {
     let deadline = deadline_of(request);
     let connector = query_param(request.uri().query().unwrap_or(""), "connector");
     let probed = match connector.as_deref() {
@@ -98,13 +99,13 @@ async fn probe(exporter: &Arc<Exporter>, request: &Request<Incoming>) -> Respons
     };
     let queue = exporter.postfix_queue(PROBE_QUEUE_MAX_AGE).await;
     let format = format_of(request);
-    let body = ProbeMetrics::new(&probed, queue.as_deref()).encode(format);
-    respond(StatusCode::OK, format.content_type(), body)
+    let body = ProbeBody::new(probed, queue, format);
+    with_body(StatusCode::OK, format.content_type(), Either::Right(body))
 }
 
 /// The answer to a scrape of one connector whose probe could not run: a failed scrape (503), so
 /// that the target's `up` is 0 and the scrape alert fires, not a mail flow alert.
-fn throttled_answer(throttled: &Throttled) -> Response<Full<Bytes>> {
+fn throttled_answer(throttled: &Throttled) -> Answer {
     text(
         StatusCode::SERVICE_UNAVAILABLE,
         format!(
@@ -117,10 +118,7 @@ fn throttled_answer(throttled: &Throttled) -> Response<Full<Bytes>> {
 }
 
 /// `GET /metrics`: the exporter's own metrics and the Postfix queue.
-async fn own_metrics(
-    exporter: &Arc<Exporter>,
-    request: &Request<Incoming>,
-) -> Response<Full<Bytes>> {
+async fn own_metrics(exporter: &Arc<Exporter>, request: &Request<Incoming>) -> Answer {
     let format = format_of(request);
     let body = exporter.own_metrics(format, METRICS_QUEUE_MAX_AGE).await;
     respond(StatusCode::OK, format.content_type(), body)
@@ -155,10 +153,7 @@ fn deadline_of(request: &Request<Incoming>) -> Instant {
 
 /// `GET /sd`: one Prometheus HTTP SD target group per connector, pointing back at this exporter,
 /// with the connector's name, its `connector_type` and its own `labels` as target labels.
-fn service_discovery(
-    exporter: &Arc<Exporter>,
-    request: &Request<Incoming>,
-) -> Response<Full<Bytes>> {
+fn service_discovery(exporter: &Arc<Exporter>, request: &Request<Incoming>) -> Answer {
     // HTTP/1.1 names the host in its Host header, HTTP/2 in the request's authority.
     let Some(target) = request
         .headers()
@@ -196,7 +191,7 @@ fn service_discovery(
 
 /// `GET /explain?connector=NAME`: the last probe of a connector explained, as the `probe`
 /// subcommand prints it. Sends nothing anywhere: it explains what the last scrape found.
-fn explanation(exporter: &Arc<Exporter>, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn explanation(exporter: &Arc<Exporter>, request: &Request<Incoming>) -> Answer {
     let Some(name) = query_param(request.uri().query().unwrap_or(""), "connector") else {
         return text(
             StatusCode::BAD_REQUEST,
@@ -222,13 +217,26 @@ fn explanation(exporter: &Arc<Exporter>, request: &Request<Incoming>) -> Respons
 }
 
 /// A plain text answer.
-pub(super) fn text(status: StatusCode, body: impl Into<String>) -> Response<Full<Bytes>> {
+pub(super) fn text(status: StatusCode, body: impl Into<String>) -> Answer {
     respond(status, "text/plain; charset=utf-8", body.into())
 }
 
 /// An answer of `content_type`.
-fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+fn respond(status: StatusCode, content_type: &'static str, body: String) -> Answer {
+    with_body(
+        status,
+        content_type,
+        Either::Left(Full::new(Bytes::from(body))),
+    )
+}
+
+/// An answer of `content_type` with `body`.
+fn with_body(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Either<Full<Bytes>, ProbeBody>,
+) -> Answer {
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     response
         .headers_mut()

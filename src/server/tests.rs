@@ -266,6 +266,8 @@ impl Served {
 struct Answer {
     status: u16,
     content_type: String,
+    /// Whether the body came in chunks (`Transfer-Encoding: chunked`), decoded below.
+    chunked: bool,
     body: String,
 }
 
@@ -278,15 +280,25 @@ impl Answer {
             .and_then(|l| l.split(' ').nth(1))
             .and_then(|s| s.parse().ok())
             .expect("a status line");
-        let content_type = lines
-            .filter_map(|l| l.split_once(": "))
-            .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
-            .map(|(_, value)| value.to_owned())
-            .unwrap_or_default();
+        let headers: Vec<(&str, &str)> = lines.filter_map(|l| l.split_once(": ")).collect();
+        let header = |wanted: &str| {
+            headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
+                .map(|(_, value)| *value)
+        };
+        let content_type = header("content-type").unwrap_or_default().to_owned();
+        let chunked =
+            header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
         Answer {
             status,
             content_type,
-            body: body.to_owned(),
+            chunked,
+            body: if chunked {
+                dechunk(body)
+            } else {
+                body.to_owned()
+            },
         }
     }
 
@@ -296,6 +308,23 @@ impl Answer {
             let (name, value) = line.rsplit_once(' ')?;
             (name == series).then(|| value.parse().expect("a number"))
         })
+    }
+}
+
+/// The data of a chunked body: size lines in hex, each followed by that many bytes, up to the
+/// chunk of size 0.
+fn dechunk(mut rest: &str) -> String {
+    let mut data = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n").expect("a chunk size line");
+        let size = usize::from_str_radix(size.trim(), 16).expect("a hex chunk size");
+        if size == 0 {
+            return data;
+        }
+        data.push_str(&after[..size]);
+        rest = after[size..]
+            .strip_prefix("\r\n")
+            .expect("CRLF after a chunk");
     }
 }
 
@@ -356,6 +385,8 @@ async fn probes_a_configured_connector() {
     assert!(answer.body.contains(
         "# TYPE mailflow_probes counter\nmailflow_probes_total{connector=\"fixture\"} 2\n"
     ));
+    // The answer is written as it is sent, so its length is not known ahead.
+    assert!(answer.chunked);
     served.stop().await;
 }
 

@@ -7,11 +7,11 @@ use crate::exporter::FinishedProbe;
 use crate::metrics::labels::{
     ConnectorHostLabels, DnssecStatusLabels, TargetLabels, TlsaRecordLabels, Usability,
 };
-use crate::metrics::text::{Exposition, Family, flag};
+use crate::metrics::text::{Family, flag};
 use crate::probe::TargetReport;
 use crate::probe::dnssec::DnssecStatus;
 
-use super::{ProbeMetrics, name};
+use super::{Section, each_target, name, per_probe};
 
 const DNSSEC_STATUS: Family<DnssecStatusLabels<'static>> = Family::gauge(
     "mailflow_dnssec_status",
@@ -29,52 +29,48 @@ const DANE_ROLLOVER_READY: Family<ConnectorHostLabels<'static>> = Family::gauge(
     "mailflow_dane_rollover_ready",
     "1 if a certificate renewal would not break DANE: a DANE-TA match, or a pre-published next DANE-EE key",
 );
-impl ProbeMetrics<'_> {
-    /// The DNSSEC and DANE series of the probes that checked DANE (codes.md, "DANE metrics").
-    pub(super) fn write_dane(&self, exposition: &mut Exposition) {
-        let mut dnssec = exposition.family(&DNSSEC_STATUS);
-        for p in self.probes {
-            let mx = match (&p.report.connector.route, p.report.mx_dnssec) {
-                (Route::Mx(domain), Some(status)) => Some((domain.as_str(), status)),
-                (Route::Mx(_) | Route::SmartHosts(_), _) => None,
-            };
-            let mut hosts = each_host(p, |t| t.dane.as_ref().map(|dane| dane.host.status));
-            // The MX domain that is its own host (an implicit MX, or an MX lookup that failed)
-            // is one series: the weaker of its two statuses.
-            let mx =
-                mx.map(
-                    |(domain, status)| match hosts.iter().position(|(h, _)| *h == domain) {
-                        Some(index) => (domain, status.worst(hosts.remove(index).1)),
-                        None => (domain, status),
-                    },
-                );
-            for (host, current) in mx.into_iter().chain(hosts) {
-                for status in DnssecStatus::ALL {
-                    let labels = DnssecStatusLabels {
-                        connector: name(p),
-                        host,
-                        status,
-                    };
-                    dnssec.sample(labels, flag(status == current));
-                }
+/// The DNSSEC and DANE families, in order.
+pub(super) static SECTIONS: [&dyn Section; 4] = [
+    &per_probe(&DNSSEC_STATUS, |dnssec, p| {
+        let mx = match (&p.report.connector.route, p.report.mx_dnssec) {
+            (Route::Mx(domain), Some(status)) => Some((domain.as_str(), status)),
+            (Route::Mx(_) | Route::SmartHosts(_), _) => None,
+        };
+        let mut hosts = each_host(p, |t| t.dane.as_ref().map(|dane| dane.host.status));
+        // The MX domain that is its own host (an implicit MX, or an MX lookup that failed)
+        // is one series: the weaker of its two statuses.
+        let mx = mx.map(
+            |(domain, status)| match hosts.iter().position(|(h, _)| *h == domain) {
+                Some(index) => (domain, status.worst(hosts.remove(index).1)),
+                None => (domain, status),
+            },
+        );
+        for (host, current) in mx.into_iter().chain(hosts) {
+            for status in DnssecStatus::ALL {
+                let labels = DnssecStatusLabels {
+                    connector: name(p),
+                    host,
+                    status,
+                };
+                dnssec.sample(labels, flag(status == current));
             }
         }
-        let mut records = exposition.family(&DANE_TLSA_RECORDS);
-        for p in self.probes {
-            let hosts = each_host(p, |t| t.dane.as_ref().and_then(|d| d.host.tlsa.counts()));
-            for (host, counts) in hosts {
-                for (usable, count) in [(true, counts.usable), (false, counts.unusable)] {
-                    let labels = TlsaRecordLabels {
-                        connector: name(p),
-                        host,
-                        usable: Usability(usable),
-                    };
-                    records.sample(labels, count as f64);
-                }
+    }),
+    &per_probe(&DANE_TLSA_RECORDS, |records, p| {
+        let hosts = each_host(p, |t| t.dane.as_ref().and_then(|d| d.host.tlsa.counts()));
+        for (host, counts) in hosts {
+            for (usable, count) in [(true, counts.usable), (false, counts.unusable)] {
+                let labels = TlsaRecordLabels {
+                    connector: name(p),
+                    host,
+                    usable: Usability(usable),
+                };
+                records.sample(labels, count as f64);
             }
         }
-        let mut matched = exposition.family(&DANE_MATCH);
-        self.each_target(|p, t, address| {
+    }),
+    &per_probe(&DANE_MATCH, |matched, p| {
+        each_target(p, |t, address| {
             if let Some(check) = t.dane.as_ref().and_then(|d| d.check.as_ref()) {
                 let labels = TargetLabels {
                     connector: name(p),
@@ -84,22 +80,21 @@ impl ProbeMetrics<'_> {
                 matched.sample(labels, flag(check.matched.is_some()));
             }
         });
-        let mut rollover = exposition.family(&DANE_ROLLOVER_READY);
-        for p in self.probes {
-            let hosts = each_host(p, |t| {
-                let check = t.dane.as_ref()?.check.as_ref()?;
-                Some(check.rollover_ready)
-            });
-            for (host, ready) in hosts {
-                let labels = ConnectorHostLabels {
-                    connector: name(p),
-                    host,
-                };
-                rollover.sample(labels, flag(ready));
-            }
+    }),
+    &per_probe(&DANE_ROLLOVER_READY, |rollover, p| {
+        let hosts = each_host(p, |t| {
+            let check = t.dane.as_ref()?.check.as_ref()?;
+            Some(check.rollover_ready)
+        });
+        for (host, ready) in hosts {
+            let labels = ConnectorHostLabels {
+                connector: name(p),
+                host,
+            };
+            rollover.sample(labels, flag(ready));
         }
-    }
-}
+    }),
+];
 
 /// The hosts of `p`'s targets, each once (an MX host listed twice, or a host of several
 /// addresses), with the first value `value` finds among its targets; hosts without one are left
@@ -124,6 +119,7 @@ fn each_host<'p, T>(
 mod tests {
     use super::*;
     use crate::config::parse;
+    use crate::metrics::probe::ProbeMetrics;
     use crate::metrics::text::Format;
     use crate::probe::Report;
     use crate::state::ConnectorState;

@@ -4,12 +4,12 @@
 
 use crate::exporter::FinishedProbe;
 use crate::metrics::labels::{ConnectorHostLabels, ConnectorLabels, PolicyModeLabels};
-use crate::metrics::text::{Exposition, Family, flag};
+use crate::metrics::text::{Family, flag};
 use crate::probe::mta_sts::check::MtaStsReport;
 use crate::probe::mta_sts::policy::Mode;
 use crate::state::unix_seconds;
 
-use super::{ProbeMetrics, connector, name};
+use super::{Section, connector, name, per_probe};
 
 const MTA_STS_POLICY_MODE: Family<PolicyModeLabels<'static>> = Family::gauge(
     "mailflow_mta_sts_policy_mode",
@@ -39,11 +39,10 @@ const TLSRPT_PRESENT: Family<ConnectorLabels<'static>> = Family::gauge(
     "mailflow_tlsrpt_record_present",
     "1 if the policy domain publishes a valid v=TLSRPTv1 record",
 );
-impl ProbeMetrics<'_> {
-    /// The MTA-STS and TLS-RPT series of the probes that looked them up.
-    pub(super) fn write_mta_sts(&self, exposition: &mut Exposition) {
-        let mut mode = exposition.family(&MTA_STS_POLICY_MODE);
-        self.each_mta_sts(|p, sts| {
+/// The MTA-STS and TLS-RPT families, in order.
+pub(super) static SECTIONS: [&dyn Section; 7] = [
+    &per_probe(&MTA_STS_POLICY_MODE, |mode, p| {
+        each_mta_sts(p, |sts| {
             let current = sts.discovery.mode_label();
             let modes = Mode::ALL.map(Mode::as_str);
             for each in modes.into_iter().chain(["absent"]) {
@@ -54,32 +53,37 @@ impl ProbeMetrics<'_> {
                 mode.sample(labels, flag(each == current));
             }
         });
-        let mut fetch_success = exposition.family(&MTA_STS_FETCH_SUCCESS);
-        self.each_mta_sts(|p, sts| {
+    }),
+    &per_probe(&MTA_STS_FETCH_SUCCESS, |fetch_success, p| {
+        each_mta_sts(p, |sts| {
             if let Some(success) = sts.discovery.fetch_success() {
                 fetch_success.sample(connector(p), flag(success));
             }
         });
-        let mut expiry = exposition.family(&MTA_STS_EXPIRY);
-        self.each_mta_sts(|p, sts| {
+    }),
+    &per_probe(&MTA_STS_EXPIRY, |expiry, p| {
+        each_mta_sts(p, |sts| {
             if let Some(cached) = sts.discovery.policy() {
                 expiry.sample(connector(p), unix_seconds(cached.expires_at));
             }
         });
-        let mut max_age = exposition.family(&MTA_STS_MAX_AGE);
-        self.each_mta_sts(|p, sts| {
+    }),
+    &per_probe(&MTA_STS_MAX_AGE, |max_age, p| {
+        each_mta_sts(p, |sts| {
             if let Some(cached) = sts.discovery.policy() {
                 max_age.sample(connector(p), cached.policy.max_age.as_secs_f64());
             }
         });
-        let mut same_as_previous = exposition.family(&MTA_STS_SAME_AS_PREVIOUS_ID);
-        self.each_mta_sts(|p, sts| {
+    }),
+    &per_probe(&MTA_STS_SAME_AS_PREVIOUS_ID, |same_as_previous, p| {
+        each_mta_sts(p, |sts| {
             if let Some(cached) = sts.discovery.policy() {
                 same_as_previous.sample(connector(p), flag(cached.same_policy_as.is_some()));
             }
         });
-        let mut mx_match = exposition.family(&MTA_STS_MX_MATCH);
-        self.each_mta_sts(|p, sts| {
+    }),
+    &per_probe(&MTA_STS_MX_MATCH, |mx_match, p| {
+        each_mta_sts(p, |sts| {
             for (index, host) in sts.hosts.iter().enumerate() {
                 // An MX host listed twice (at two preferences) is one series.
                 if sts.hosts[..index].iter().any(|h| h.host == host.host) {
@@ -92,25 +96,25 @@ impl ProbeMetrics<'_> {
                 mx_match.sample(labels, flag(host.pattern.is_some()));
             }
         });
-        let mut tlsrpt = exposition.family(&TLSRPT_PRESENT);
-        self.each_mta_sts(|p, sts| {
+    }),
+    &per_probe(&TLSRPT_PRESENT, |tlsrpt, p| {
+        each_mta_sts(p, |sts| {
             tlsrpt.sample(connector(p), flag(sts.tlsrpt.present()));
         });
-    }
+    }),
+];
 
-    /// Calls `write` for every probe that looked MTA-STS up.
-    fn each_mta_sts(&self, mut write: impl FnMut(&FinishedProbe, &MtaStsReport)) {
-        for p in self.probes {
-            if let Some(sts) = &p.report.mta_sts {
-                write(p, sts);
-            }
-        }
+/// Calls `write` with what MTA-STS showed for probe `p`, where it was looked up.
+fn each_mta_sts(p: &FinishedProbe, write: impl FnOnce(&MtaStsReport)) {
+    if let Some(sts) = &p.report.mta_sts {
+        write(sts);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::probe::ProbeMetrics;
     use crate::metrics::probe::tests::finished;
     use crate::metrics::text::Format;
     use crate::state::ConnectorState;
