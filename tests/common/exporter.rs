@@ -436,7 +436,7 @@ fn curl_under(
         .ok_or_else(|| std::io::Error::other("an empty command prefix"))?;
     let mut cmd = Command::new(program);
     cmd.args(prefix_args)
-        .args(["curl", "-sS", "-i", "-m", "60"]);
+        .args(["curl", "-sS", "-i", "--raw", "-m", "60"]);
     for (k, v) in headers {
         cmd.arg("-H").arg(format!("{k}: {v}"));
     }
@@ -447,7 +447,8 @@ fn curl_under(
             String::from_utf8_lossy(&out.stderr).into_owned(),
         ));
     }
-    // curl -i prints the head as received and the body decoded.
+    // With --raw, curl -i prints the answer as received (a chunked body still chunked), which
+    // is what http::parse reads.
     http::parse(&out.stdout)
 }
 
