@@ -111,8 +111,9 @@ impl<'a> ProbeMetrics<'a> {
         ProbeMetrics { probes, queue }
     }
 
-    /// The whole exposition in `format`, in one string (the answer's [`ProbeBody`] writes the
-    /// same text in chunks).
+    /// The whole exposition in `format`, in one string, for the tests (the answer's
+    /// [`ProbeBody`] writes the same text in chunks).
+    #[cfg(test)]
     pub fn encode(&self, format: Format) -> String {
         let mut cursor = Cursor::new(self.queue.is_some());
         cursor

@@ -1,4 +1,6 @@
-//! Query strings: the value of one parameter, percent-decoded.
+//! Query strings: the value of one parameter, percent-decoded; values percent-encoded for links.
+
+use std::fmt::Write as _;
 
 /// The first value of `key` in a query string, percent-decoded.
 pub(super) fn query_param(query: &str, key: &str) -> Option<String> {
@@ -35,9 +37,31 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// `text` percent-encoded for a query value (everything but unreserved characters).
+pub(super) fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::query_param;
+    use super::{percent_encode, query_param};
+
+    #[test]
+    fn values_are_encoded_and_decode_back() {
+        assert_eq!(percent_encode("a.b-c_d"), "a.b-c_d");
+        assert_eq!(percent_encode("a&b=<c>"), "a%26b%3D%3Cc%3E");
+        let name = "a&b=<c> d";
+        let query = format!("connector={}", percent_encode(name));
+        assert_eq!(query_param(&query, "connector").as_deref(), Some(name));
+    }
 
     #[test]
     fn query_parameters_are_decoded() {

@@ -13,6 +13,8 @@ use crate::exporter::{Exporter, FinishedProbe};
 use crate::outcome::{Code, code_of};
 use crate::state::{ConnectorState, unix_seconds};
 
+use super::query::percent_encode;
+
 /// How often the page reloads itself (a `<meta>` refresh, no script).
 const REFRESH_SECONDS: u32 = 30;
 /// The longest server reply shown in a row; the explanation has it whole.
@@ -311,19 +313,6 @@ fn escape(text: &str) -> String {
     out
 }
 
-/// `text` percent-encoded for a query value (everything but unreserved characters).
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
-}
-
 /// The page's look: a readable table, colour only as a second cue beside the words.
 const STYLE: &str = "\
 body{font:13px/1.3 system-ui,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}\
@@ -361,13 +350,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_markup_and_encodes_links() {
+    fn escapes_markup() {
         assert_eq!(
             escape("<script>alert('x')</script> & \"q\""),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
         );
-        assert_eq!(percent_encode("a.b-c_d"), "a.b-c_d");
-        assert_eq!(percent_encode("a&b=<c>"), "a%26b%3D%3Cc%3E");
     }
 
     fn probe(failure: crate::outcome::Failure, last_reply: Option<&str>) -> FinishedProbe {
