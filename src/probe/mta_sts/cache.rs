@@ -374,20 +374,33 @@ mod tests {
 
     const QUICK: Duration = Duration::from_millis(10);
 
+    /// The policy of [`domain`] under TXT `id` at `now`, fetched by `fetch` if need be, with a
+    /// deadline well ahead.
+    async fn look_up<F, Fut>(
+        cache: &PolicyCache,
+        id: &str,
+        now: SystemTime,
+        fetch: F,
+    ) -> PolicyStatus
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Policy, FetchFailure>> + Send + 'static,
+    {
+        cache.policy(&domain(), id, now, soon(), fetch).await
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_cached_copy_is_served_without_fetching_until_it_expires() {
         let cache = PolicyCache::default();
         let fetcher = Fetcher::default();
         let enforce = policy(Mode::Enforce, 3600, "mx.example.test");
-        let first = cache
-            .policy(
-                &domain(),
-                "id1",
-                at(0),
-                soon(),
-                fetcher.serve(Ok(enforce.clone()), QUICK),
-            )
-            .await;
+        let first = look_up(
+            &cache,
+            "id1",
+            at(0),
+            fetcher.serve(Ok(enforce.clone()), QUICK),
+        )
+        .await;
         let cached = first.policy.clone().expect("fetched");
         assert_eq!(cached.policy, enforce);
         assert_eq!(cached.id, "id1");
@@ -397,28 +410,24 @@ mod tests {
         assert!(first.last_fetch_ok());
         assert!(!first.fetching);
         for t in [1, 60, 1799] {
-            let again = cache
-                .policy(
-                    &domain(),
-                    "id1",
-                    at(t),
-                    soon(),
-                    fetcher.serve(Err(FetchFailure::Connect), QUICK),
-                )
-                .await;
+            let again = look_up(
+                &cache,
+                "id1",
+                at(t),
+                fetcher.serve(Err(FetchFailure::Connect), QUICK),
+            )
+            .await;
             assert_eq!(again.policy.as_deref(), Some(&*cached), "at {t}s");
             assert!(again.last_fetch_ok());
         }
         assert_eq!(fetcher.count(), 1, "served from the cache");
-        let expired = cache
-            .policy(
-                &domain(),
-                "id1",
-                at(3600),
-                soon(),
-                fetcher.serve(Ok(enforce.clone()), QUICK),
-            )
-            .await;
+        let expired = look_up(
+            &cache,
+            "id1",
+            at(3600),
+            fetcher.serve(Ok(enforce.clone()), QUICK),
+        )
+        .await;
         assert_eq!(fetcher.count(), 2, "refetched on expiry");
         assert_eq!(expired.policy.expect("refetched").fetched_at, at(3600));
     }
@@ -428,15 +437,13 @@ mod tests {
         let cache = PolicyCache::default();
         let fetcher = Fetcher::default();
         let enforce = policy(Mode::Enforce, 3600, "mx.example.test");
-        cache
-            .policy(
-                &domain(),
-                "id1",
-                at(0),
-                soon(),
-                fetcher.serve(Ok(enforce.clone()), QUICK),
-            )
-            .await;
+        look_up(
+            &cache,
+            "id1",
+            at(0),
+            fetcher.serve(Ok(enforce.clone()), QUICK),
+        )
+        .await;
         let started = Instant::now();
         let refreshing = cache
             .policy(
@@ -462,26 +469,16 @@ mod tests {
             at(0)
         );
         assert!(!failed.last_fetch_ok(), "the failure is seen before expiry");
-        let paced = cache
-            .policy(
-                &domain(),
-                "id1",
-                at(1830),
-                soon(),
-                fetcher.serve(Ok(enforce.clone()), QUICK),
-            )
-            .await;
+        let paced = look_up(
+            &cache,
+            "id1",
+            at(1830),
+            fetcher.serve(Ok(enforce.clone()), QUICK),
+        )
+        .await;
         assert_eq!(fetcher.count(), 2, "refreshes are paced too");
         assert!(!paced.last_fetch_ok());
-        let refreshed = cache
-            .policy(
-                &domain(),
-                "id1",
-                at(1860),
-                soon(),
-                fetcher.serve(Ok(enforce), QUICK),
-            )
-            .await;
+        let refreshed = look_up(&cache, "id1", at(1860), fetcher.serve(Ok(enforce), QUICK)).await;
         assert_eq!(fetcher.count(), 3);
         tokio::time::sleep(Duration::from_secs(1)).await;
         let renewed = cache.cached(&domain(), at(1861));
@@ -502,24 +499,14 @@ mod tests {
         let cache = PolicyCache::default();
         let fetcher = Fetcher::default();
         let old = policy(Mode::Enforce, 3600, "old.example.test");
-        cache
-            .policy(
-                &domain(),
-                "id1",
-                at(0),
-                soon(),
-                fetcher.serve(Ok(old.clone()), QUICK),
-            )
-            .await;
-        let failed = cache
-            .policy(
-                &domain(),
-                "id2",
-                at(100),
-                soon(),
-                fetcher.serve(Err(FetchFailure::Status(404)), QUICK),
-            )
-            .await;
+        look_up(&cache, "id1", at(0), fetcher.serve(Ok(old.clone()), QUICK)).await;
+        let failed = look_up(
+            &cache,
+            "id2",
+            at(100),
+            fetcher.serve(Err(FetchFailure::Status(404)), QUICK),
+        )
+        .await;
         assert_eq!(fetcher.count(), 2, "the new id was fetched");
         let kept = failed
             .policy
@@ -536,28 +523,24 @@ mod tests {
         );
         assert!(!failed.last_fetch_ok());
         let new = policy(Mode::Testing, 600, "new.example.test");
-        let refetched = cache
-            .policy(
-                &domain(),
-                "id2",
-                at(200),
-                soon(),
-                fetcher.serve(Ok(new.clone()), QUICK),
-            )
-            .await;
+        let refetched = look_up(
+            &cache,
+            "id2",
+            at(200),
+            fetcher.serve(Ok(new.clone()), QUICK),
+        )
+        .await;
         assert_eq!(fetcher.count(), 3);
         let current = refetched.policy.expect("new copy");
         assert_eq!((current.id.as_str(), &current.policy), ("id2", &new));
         assert_eq!(current.same_policy_as, None, "the policy changed");
-        let lapsed = cache
-            .policy(
-                &domain(),
-                "id3",
-                at(4000),
-                soon(),
-                fetcher.serve(Err(FetchFailure::Timeout), QUICK),
-            )
-            .await;
+        let lapsed = look_up(
+            &cache,
+            "id3",
+            at(4000),
+            fetcher.serve(Err(FetchFailure::Timeout), QUICK),
+        )
+        .await;
         assert_eq!(
             lapsed.policy, None,
             "an expired copy is not kept past a failed refetch"
@@ -569,51 +552,37 @@ mod tests {
         let cache = PolicyCache::default();
         let fetcher = Fetcher::default();
         let same = policy(Mode::Enforce, 3600, "mx.example.test");
-        cache
-            .policy(
-                &domain(),
-                "id1",
-                at(0),
-                soon(),
-                fetcher.serve(Ok(same.clone()), QUICK),
-            )
-            .await;
-        let status = cache
-            .policy(
-                &domain(),
-                "id2",
-                at(61),
-                soon(),
-                fetcher.serve(Ok(same.clone()), QUICK),
-            )
-            .await;
+        look_up(&cache, "id1", at(0), fetcher.serve(Ok(same.clone()), QUICK)).await;
+        let status = look_up(
+            &cache,
+            "id2",
+            at(61),
+            fetcher.serve(Ok(same.clone()), QUICK),
+        )
+        .await;
         let cached = status.policy.expect("fetched");
         assert_eq!(cached.id, "id2");
         assert_eq!(cached.same_policy_as.as_deref(), Some("id1"));
-        let expired = cache
-            .policy(
-                &domain(),
-                "id2",
-                at(61 + 3600),
-                soon(),
-                fetcher.serve(Ok(same.clone()), QUICK),
-            )
-            .await;
+        let expired = look_up(
+            &cache,
+            "id2",
+            at(61 + 3600),
+            fetcher.serve(Ok(same.clone()), QUICK),
+        )
+        .await;
         assert_eq!(
             expired.policy.expect("refetched").same_policy_as.as_deref(),
             Some("id1"),
             "still the policy of id1"
         );
         let changed = policy(Mode::Enforce, 3600, "new.example.test");
-        let mended = cache
-            .policy(
-                &domain(),
-                "id2",
-                at(61 + 7200),
-                soon(),
-                fetcher.serve(Ok(changed), QUICK),
-            )
-            .await;
+        let mended = look_up(
+            &cache,
+            "id2",
+            at(61 + 7200),
+            fetcher.serve(Ok(changed), QUICK),
+        )
+        .await;
         assert_eq!(mended.policy.expect("refetched").same_policy_as, None);
     }
 
@@ -651,36 +620,24 @@ mod tests {
         let cache = PolicyCache::default();
         let fetcher = Fetcher::default();
         let brief = policy(Mode::Enforce, 0, "mx.example.test");
-        let first = cache
-            .policy(
-                &domain(),
-                "id1",
-                at(0),
-                soon(),
-                fetcher.serve(Ok(brief.clone()), QUICK),
-            )
-            .await;
+        let first = look_up(
+            &cache,
+            "id1",
+            at(0),
+            fetcher.serve(Ok(brief.clone()), QUICK),
+        )
+        .await;
         assert_eq!(first.policy.expect("fetched").expires_at, at(0));
-        let later = cache
-            .policy(
-                &domain(),
-                "id1",
-                at(59),
-                soon(),
-                fetcher.serve(Ok(brief.clone()), QUICK),
-            )
-            .await;
+        let later = look_up(
+            &cache,
+            "id1",
+            at(59),
+            fetcher.serve(Ok(brief.clone()), QUICK),
+        )
+        .await;
         assert!(later.policy.is_some(), "kept for the fetch interval");
         assert_eq!(fetcher.count(), 1);
-        cache
-            .policy(
-                &domain(),
-                "id1",
-                at(60),
-                soon(),
-                fetcher.serve(Ok(brief), QUICK),
-            )
-            .await;
+        look_up(&cache, "id1", at(60), fetcher.serve(Ok(brief), QUICK)).await;
         assert_eq!(fetcher.count(), 2);
     }
 
@@ -750,15 +707,13 @@ mod tests {
         );
         let fetcher = Fetcher::default();
         let enforce = policy(Mode::Enforce, 3600, "mx.example.test");
-        let next = cache
-            .policy(
-                &domain(),
-                "id1",
-                at(60),
-                soon(),
-                fetcher.serve(Ok(enforce.clone()), QUICK),
-            )
-            .await;
+        let next = look_up(
+            &cache,
+            "id1",
+            at(60),
+            fetcher.serve(Ok(enforce.clone()), QUICK),
+        )
+        .await;
         assert_eq!(fetcher.count(), 1, "a new fetch started");
         assert_eq!(next.policy.expect("fetched").policy, enforce);
     }
@@ -771,15 +726,13 @@ mod tests {
         assert_eq!(cache.cached(&domain(), at(0)), PolicyStatus::default());
         assert!(cache.is_empty());
         let fetcher = Fetcher::default();
-        cache
-            .policy(
-                &domain(),
-                "id1",
-                at(0),
-                soon(),
-                fetcher.serve(Ok(policy(Mode::None, 100, "a.test")), QUICK),
-            )
-            .await;
+        look_up(
+            &cache,
+            "id1",
+            at(0),
+            fetcher.serve(Ok(policy(Mode::None, 100, "a.test")), QUICK),
+        )
+        .await;
         assert!(cache.cached(&domain(), at(99)).policy.is_some());
         assert_eq!(cache.cached(&domain(), at(100)).policy, None, "expired");
         assert_eq!(cache.len(), 1);
