@@ -1,4 +1,4 @@
-//! A tiny HTTP/1.1 client over `std::net::TcpStream`: one GET per connection
+//! A tiny HTTP/1.1 client over `std::net::TcpStream`: one request per connection
 //! (`Connection: close`), with optional headers, returning status, headers and body.
 
 use std::io::{Read, Write};
@@ -40,6 +40,29 @@ pub fn request(
     path: &str,
     headers: &[(&str, &str)],
 ) -> std::io::Result<Response> {
+    send(addr, method, path, headers, None)
+}
+
+/// POST a JSON `body` to `path`.
+pub fn post_json(addr: SocketAddr, path: &str, body: &str) -> std::io::Result<Response> {
+    send(
+        addr,
+        "POST",
+        path,
+        &[("Content-Type", "application/json")],
+        Some(body),
+    )
+}
+
+/// Send one request, with `body` if given (a request other than GET or HEAD without one says
+/// `Content-Length: 0`).
+fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
@@ -47,10 +70,11 @@ pub fn request(
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
-    if method != "GET" && method != "HEAD" {
-        req.push_str("Content-Length: 0\r\n");
+    match body {
+        Some(body) => req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len())),
+        None if method != "GET" && method != "HEAD" => req.push_str("Content-Length: 0\r\n\r\n"),
+        None => req.push_str("\r\n"),
     }
-    req.push_str("\r\n");
     stream.write_all(req.as_bytes())?;
     let mut raw = Vec::new();
     stream.take(64 << 20).read_to_end(&mut raw)?;

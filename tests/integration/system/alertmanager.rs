@@ -3,9 +3,7 @@
 //! configuration, clustering off, its state in a temporary directory; alerts go in and come out
 //! through its v2 API. Killed on drop ([`Daemon`]).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::SocketAddr;
 
 use serde_json::Value;
 
@@ -88,7 +86,7 @@ impl Alertmanager {
     /// labels and annotations, firing from now on.
     pub fn post_alerts(&self, alerts: &Value) -> Result<(), String> {
         let body = alerts.to_string();
-        let response = post_json(self.addr, "/api/v2/alerts", &body)
+        let response = http::post_json(self.addr, "/api/v2/alerts", &body)
             .map_err(|e| format!("POST /api/v2/alerts: {e}"))?;
         if response.status == 200 {
             Ok(())
@@ -115,20 +113,4 @@ impl Alertmanager {
             .cloned()
             .ok_or_else(|| format!("GET /api/v2/alerts: not a list: {body}"))
     }
-}
-
-/// POST a JSON body; the response as `http::request` returns it.
-fn post_json(addr: SocketAddr, path: &str, body: &str) -> std::io::Result<http::Response> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes())?;
-    let mut raw = Vec::new();
-    stream.take(16 << 20).read_to_end(&mut raw)?;
-    http::parse(&raw)
 }
